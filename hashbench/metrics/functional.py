@@ -1,0 +1,139 @@
+"""Public functional retrieval metrics (Hamming ranking). Conventions: ``docs/protocols.md``.
+
+Codes: ±1 (or continuous) real tensors ``(N, m)`` — entries >= 0 count as +1 — or bit-packed uint8
+``(N, ceil(m/8))`` with ``bits=m``. Labels: ``(N, C)`` 0/1 multi-hot or ``(N,)`` integer classes;
+relevant means sharing at least one label. Database items at equal distance are ordered by database
+index ascending (``ties="index"``), or averaged over all their orders (``ties="expected"``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from hashbench.metrics.packing import as_pm1, normalize_labels
+from hashbench.metrics.ranking import RankingResult, ranking_pass
+
+__all__ = [
+    "mean_average_precision",
+    "pr_curve",
+    "precision_at_k",
+    "precision_within_radius",
+    "rank",
+]
+
+
+def rank(
+    query_codes: Tensor,
+    query_labels: Tensor,
+    database_codes: Tensor,
+    database_labels: Tensor,
+    top_k: int | None = None,
+    precision_k: int = 1000,
+    ties: str = "index",
+    bits: int | None = None,
+) -> RankingResult:
+    """One ranking pass over the database for all queries (the engine behind every metric here)."""
+    q, m = as_pm1(query_codes, bits, dtype=torch.int8)  # compact; the ranking casts as it needs
+    x, mx = as_pm1(database_codes, bits if bits is not None else m, dtype=torch.int8)
+    if m != mx:
+        raise ValueError(f"query codes have {m} bits, database codes {mx}")
+    yq, yx, single = normalize_labels(query_labels, database_labels)
+    if yq.shape[0] != q.shape[0] or yx.shape[0] != x.shape[0]:
+        raise ValueError("codes and labels must have the same number of rows")
+    yq, yx = yq.to(q.device), yx.to(q.device)
+    return ranking_pass(q, yq, x, yx, single, top_k=top_k, precision_k=precision_k, ties=ties)
+
+
+def map_from(result: RankingResult) -> Tensor:
+    return result.ap.mean().float()
+
+
+def precision_at_k_from(result: RankingResult) -> Tensor:
+    return (result.hits / result.precision_k).mean().float()
+
+
+def radius_stats_from(result: RankingResult, radius: int) -> tuple[Tensor, Tensor]:
+    """(mean precision within Hamming radius, fraction of queries with an empty ball)."""
+    r = max(0, min(int(radius), result.bits))
+    cum = result.hist[:, : r + 1].sum(1)  # (Q, 2)
+    ball = cum.sum(1)
+    prec = torch.where(ball > 0, cum[:, 1].double() / ball.clamp(min=1), 0.0)
+    return prec.mean().float(), (ball == 0).double().mean().float()
+
+
+def pr_from(result: RankingResult) -> tuple[Tensor, Tensor]:
+    """Micro-averaged precision and recall of the Hamming ball, radius 0..m (pairs pooled over queries)."""
+    pooled = result.hist.sum(0)  # (m+1, 2)
+    cum = torch.cumsum(pooled, 0).double()
+    retrieved = cum.sum(1)
+    relevant_total = pooled[:, 1].sum().double()
+    precision = torch.where(retrieved > 0, cum[:, 1] / retrieved.clamp(min=1), 0.0)
+    recall = cum[:, 1] / relevant_total if relevant_total > 0 else torch.zeros_like(precision)
+    return precision.float(), recall.float()
+
+
+def mean_average_precision(
+    query_codes: Tensor,
+    query_labels: Tensor,
+    database_codes: Tensor,
+    database_labels: Tensor,
+    top_k: int | None = None,
+    ties: str = "index",
+    bits: int | None = None,
+) -> Tensor:
+    """mAP@K: ``AP_q = (1/R_q) Σ_{k<=K} P_q(k) rel_k`` with ``R_q`` the relevant items in the top K,
+    ``AP_q = 0`` if ``R_q = 0``, mean over all queries. ``top_k=None``: K = database size (also the clamp).
+    """
+    res = rank(query_codes, query_labels, database_codes, database_labels, top_k, 1, ties, bits)
+    return map_from(res)
+
+
+def precision_at_k(
+    query_codes: Tensor,
+    query_labels: Tensor,
+    database_codes: Tensor,
+    database_labels: Tensor,
+    k: int = 1000,
+    ties: str = "index",
+    bits: int | None = None,
+) -> Tensor:
+    """P@k: relevant items among the top k (k clamped to the database size) over k, mean over queries."""
+    res = rank(query_codes, query_labels, database_codes, database_labels, k, k, ties, bits)
+    return precision_at_k_from(res)
+
+
+def precision_within_radius(
+    query_codes: Tensor,
+    query_labels: Tensor,
+    database_codes: Tensor,
+    database_labels: Tensor,
+    radius: int = 2,
+    bits: int | None = None,
+    return_empty_fraction: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """Mean over queries of the precision of the Hamming ball ``{x : d(q, x) <= radius}``.
+
+    A query whose ball is empty counts as 0. With ``return_empty_fraction=True`` also returns the
+    fraction of queries with an empty ball.
+    """
+    res = rank(query_codes, query_labels, database_codes, database_labels, 1, 1, "expected", bits)
+    prec, empty = radius_stats_from(res, radius)
+    return (prec, empty) if return_empty_fraction else prec
+
+
+def pr_curve(
+    query_codes: Tensor,
+    query_labels: Tensor,
+    database_codes: Tensor,
+    database_labels: Tensor,
+    bits: int | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Precision and recall of the Hamming ball for radius ``0..m`` (each of length ``m+1``).
+
+    Micro-averaged: relevant retrieved pairs, retrieved pairs and relevant pairs are summed over all
+    queries before dividing. Precision at a radius where nothing at all is retrieved is 0; recall is 0
+    when no query has any relevant item.
+    """
+    res = rank(query_codes, query_labels, database_codes, database_labels, 1, 1, "expected", bits)
+    return pr_from(res)
