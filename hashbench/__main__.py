@@ -1,0 +1,5 @@
+"""``python -m hashbench``."""
+
+from hashbench.cli import main
+
+main()

@@ -1,0 +1,139 @@
+"""``hashbench fit|validate|test|predict --config FILE [--dotted.key value …]``: the LightningCLI."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import lightning
+from jsonargparse import ActionConfigFile, Namespace
+from lightning import Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from hashbench.cli_errors import HashbenchArgumentParser
+from hashbench.data.base import RetrievalDataModule
+from hashbench.errors import UserError
+from hashbench.module import HashingModule
+from hashbench.runs import RunFolder, create_run_dir
+
+DEFAULT_RUNS_ROOT = "runs"
+
+
+def _run_name(config: Namespace) -> str:
+    """The stem of the last ``--config`` file, or ``run``."""
+    files = config.get("config") or []
+    last = files[-1] if files else None
+    return Path(str(getattr(last, "relative", last))).stem if last else "run"
+
+
+def _logger_entries(logger: Any) -> list[Namespace]:
+    if isinstance(logger, list):
+        return [entry for entry in logger if isinstance(entry, Namespace)]
+    return [logger] if isinstance(logger, Namespace) else []
+
+
+class HashbenchCLI(LightningCLI):
+    """LightningCLI for :class:`HashingModule` and any :class:`RetrievalDataModule`.
+
+    Each invocation gets a fresh run folder ``<default_root_dir>/<config name>/<timestamp>`` that holds
+    the resolved config, the checkpoints, the loggers' files and ``metrics.json``.
+    """
+
+    def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+        self.run_dir: Path | None = None
+        self.run_folder: RunFolder | None = None
+        self.config_yaml = ""
+        super().__init__(
+            model_class=HashingModule,
+            datamodule_class=RetrievalDataModule,
+            subclass_mode_data=True,
+            save_config_callback=None,
+            auto_configure_optimizers=False,
+            trainer_defaults={"default_root_dir": DEFAULT_RUNS_ROOT},
+            parser_kwargs={"default_env": False},
+            args=args,
+            run=run,
+        )
+
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        kwargs.setdefault("dump_header", [f"lightning.pytorch=={lightning.__version__}"])
+        parser = HashbenchArgumentParser(**kwargs)
+        parser.add_argument(
+            "-c", "--config", action=ActionConfigFile, help="A YAML config file (repeatable)."
+        )
+        return parser
+
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except (ValueError, TypeError) as error:  # raised by a component's constructor
+            raise UserError(f"the config is invalid: {error}") from error
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--run_name",
+            type=str | None,
+            default=None,
+            help="Group of the run folder <trainer.default_root_dir>/<run_name>/<timestamp> "
+            "(default: the stem of the last --config file).",
+        )
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        config.run_name = config.get("run_name") or _run_name(config)
+        # dumped before run-specific paths are filled in, so the file can start another run
+        self.config_yaml = self._parser(self.subcommand).dump(config, skip_none=False)
+        self.run_dir = create_run_dir(
+            config.trainer.get("default_root_dir") or DEFAULT_RUNS_ROOT, config.run_name
+        )
+        for entry in _logger_entries(config.trainer.get("logger")):
+            init_args = entry.get("init_args")
+            if init_args is not None and init_args.get("save_dir") in (None, ".", ""):
+                init_args.save_dir = str(self.run_dir)
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        assert self.run_dir is not None
+        trainer = super().instantiate_trainer(**kwargs, default_root_dir=str(self.run_dir))
+        for callback in trainer.checkpoint_callbacks:
+            if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
+                callback.dirpath = str(self.run_dir / "checkpoints")
+                if (
+                    callback.monitor is None
+                ):  # keep the final weights even when the last epoch is not validated
+                    callback._save_on_train_epoch_end = True
+        self.run_folder = RunFolder(self.run_dir, self.config_yaml)
+        trainer.callbacks.append(self.run_folder)
+        return trainer
+
+    def after_fit(self) -> None:
+        """Evaluate the final weights (if the last epoch was not validated) and print the metrics."""
+        assert self.run_folder is not None
+        if (
+            self.trainer.enable_validation
+            and not self.run_folder.validated_last_epoch
+            and not self.trainer.interrupted
+        ):
+            self.trainer.validate(self.model, datamodule=self.datamodule, verbose=False)
+        if self.trainer.is_global_zero:
+            self.run_folder.print_table("final metrics, query vs database", "val/")
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point of the ``hashbench`` command."""
+    argv = sys.argv[1:] if args is None else list(args)
+    try:
+        if argv[:1] == ["prepare"]:
+            from hashbench.data.prepare import main as prepare
+
+            prepare(argv[1:])
+        else:
+            HashbenchCLI(args=args)
+    except UserError as error:
+        print(f"hashbench: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,309 @@
+"""CIFAR-10 in the hashing papers' protocols, read from torchvision's ``cifar-10-batches-py`` pickles.
+
+torchvision's ``CIFAR10`` dataset refuses any file whose MD5 differs from the official release, so it
+cannot read a test's fake pickles. hashbench therefore uses torchvision only to download
+(``download=True``, which checks the MD5s of what it fetched) and reads the pickles itself, checking
+their structure instead; files that differ from the official release load with a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import urllib.error
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torchvision
+from lightning.pytorch.utilities import rank_zero_warn
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import Dataset
+from torchvision.datasets.utils import check_integrity
+
+from hashbench.data.base import RetrievalDataModule, RetrievalItem
+from hashbench.data.splits import split_per_class
+from hashbench.data.transforms import image_transforms
+from hashbench.errors import UserError
+
+FOLDER = "cifar-10-batches-py"
+BATCHES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")
+"""Pooled order: official training batches 1–5 (positions 0–49,999), then the test batch (50,000–59,999)."""
+NUM_CLASSES = 10
+Protocol = Literal["paper", "paper_db_with_train"]
+SPLIT_ROLES = ("query", "train", "database")
+
+
+def _how_to_get(root: Path) -> str:
+    return (
+        f"Get it with `hashbench prepare cifar10 --root {root} --download`, or set `download: true` in the "
+        f"data's init_args, or download {torchvision.datasets.CIFAR10.url} and extract it into {root}."
+    )
+
+
+def load_cifar10(root: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read and pool the six CIFAR-10 batches under ``root/cifar-10-batches-py``.
+
+    Returns:
+        Images ``(N, 32, 32, 3)`` uint8 (HWC, RGB) and labels ``(N,)`` int64 in ``[0, 10)``, in the
+        order of :data:`BATCHES` (N = 60,000 for the official files).
+
+    Raises:
+        UserError: a file is missing, unreadable, or not a CIFAR-10 batch.
+    """
+    root = Path(root).expanduser()
+    folder = root / FOLDER
+    if not root.is_dir():
+        raise UserError(f"CIFAR-10: the data root {root} does not exist. {_how_to_get(root)}")
+    missing = [name for name in BATCHES if not (folder / name).is_file()]
+    if missing:
+        raise UserError(f"CIFAR-10: {', '.join(missing)} not found in {folder}. {_how_to_get(root)}")
+    images, labels = [], []
+    for name in BATCHES:
+        data, targets = _read_batch(folder / name)
+        images.append(data)
+        labels.append(targets)
+    official = all(
+        check_integrity(str(folder / name), md5)
+        for name, md5 in torchvision.datasets.CIFAR10.train_list + torchvision.datasets.CIFAR10.test_list
+    )
+    if not official:
+        rank_zero_warn(
+            f"CIFAR-10: the batches in {folder} are not the official release (their MD5s differ from "
+            "torchvision's): fine for tests, but results are not comparable with published numbers."
+        )
+    return np.concatenate(images).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), np.concatenate(labels)
+
+
+def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One batch: ``data`` ``(n, 3072)`` uint8 (channel-major 32×32 RGB) and ``labels`` ``(n,)``."""
+    try:
+        with path.open("rb") as file:
+            entry = pickle.load(file, encoding="latin1")
+    except (
+        OSError,
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        ImportError,
+    ) as error:
+        raise UserError(
+            f"CIFAR-10: cannot read {path} ({type(error).__name__}: {error}); the file is corrupt. "
+            f"Delete {path.parent} and download again."
+        ) from None
+    data = entry.get("data") if isinstance(entry, dict) else None
+    targets = np.asarray(entry.get("labels", []) if isinstance(entry, dict) else [])
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        raise UserError(f"CIFAR-10: {path} is not a CIFAR-10 batch (expected 'data': uint8 array (n, 3072)).")
+    if targets.shape != (len(data),) or not np.issubdtype(targets.dtype, np.integer):
+        raise UserError(f"CIFAR-10: {path} has {len(data)} images but 'labels' is not {len(data)} integers.")
+    if len(targets) and (targets.min() < 0 or targets.max() >= NUM_CLASSES):
+        raise UserError(f"CIFAR-10: {path} has labels outside 0–9.")
+    return data, targets.astype(np.int64)
+
+
+def cifar10_split(
+    labels: np.ndarray, protocol: Protocol, query_per_class: int, train_per_class: int, seed: int
+) -> dict[str, np.ndarray]:
+    """Seeded query / train / database positions into the pooled dataset, each sorted ascending.
+
+    ``paper``: the database is every item that is neither query nor training (54,000 of 60,000).
+    ``paper_db_with_train``: the database is every item but the queries (59,000).
+    """
+    try:
+        split = split_per_class(labels, query_per_class, train_per_class, seed)
+    except ValueError as error:
+        raise UserError(f"CIFAR-10: {error}") from None
+    database = (
+        np.sort(np.concatenate([split.rest, split.train]))
+        if protocol == "paper_db_with_train"
+        else split.rest
+    )
+    return {"query": split.query, "train": split.train, "database": database}
+
+
+def write_split_file(path: str | Path, split: dict[str, np.ndarray], **metadata: Any) -> Path:
+    """Write a split as JSON: ``metadata`` plus the ``query``, ``train`` and ``database`` positions."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    content = {
+        "dataset": "cifar10",
+        **metadata,
+        "positions": "into the pooled 60,000: data_batch_1..5 (0-49,999), then test_batch (50,000-59,999)",
+        **{role: split[role].tolist() for role in SPLIT_ROLES},
+    }
+    path.write_text(json.dumps(content) + "\n")
+    return path
+
+
+def read_split_file(path: str | Path, num_items: int) -> dict[str, np.ndarray]:
+    """Read a split written by :func:`write_split_file` and check it against ``num_items`` pooled items.
+
+    Raises:
+        UserError: the file is missing or malformed, a position is out of range or repeated, or a
+            query is also a training or database item.
+    """
+    path = Path(path).expanduser()
+    try:
+        content = json.loads(path.read_text())
+        split = {role: np.asarray(content[role], dtype=np.int64) for role in SPLIT_ROLES}
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise UserError(
+            f"CIFAR-10: cannot read the split file {path} ({type(error).__name__}: {error}); write one with "
+            "`hashbench prepare cifar10`."
+        ) from None
+    for role, positions in split.items():
+        if positions.ndim != 1 or (len(positions) and (positions.min() < 0 or positions.max() >= num_items)):
+            raise UserError(f"CIFAR-10: {path}: '{role}' must list positions in [0, {num_items}).")
+        if len(np.unique(positions)) != len(positions):
+            raise UserError(f"CIFAR-10: {path}: '{role}' repeats positions.")
+    if np.intersect1d(split["query"], np.union1d(split["train"], split["database"])).size:
+        raise UserError(f"CIFAR-10: {path}: queries must not be training or database items.")
+    return {role: np.sort(positions) for role, positions in split.items()}
+
+
+def download_cifar10(root: str | Path) -> None:
+    """Download and extract the official CIFAR-10 python batches into ``root`` unless they are there.
+
+    Raises:
+        UserError: the download failed (e.g. no internet access).
+    """
+    root = Path(root).expanduser()
+    if all((root / FOLDER / name).is_file() for name in BATCHES):
+        return
+    try:
+        torchvision.datasets.CIFAR10(str(root), train=True, download=True)
+    except (urllib.error.URLError, OSError, RuntimeError) as error:
+        raise UserError(
+            f"CIFAR-10: downloading into {root} failed ({type(error).__name__}: {error}). On a machine with "
+            f"internet access, download {torchvision.datasets.CIFAR10.url} and extract it into {root}."
+        ) from None
+
+
+class ArrayImageDataset(Dataset):
+    """Images held in memory as uint8 arrays, transformed on access.
+
+    Args:
+        images: ``(N, H, W, 3)`` uint8 RGB.
+        labels: ``(N, num_classes)`` float32 multi-hot.
+        transform: PIL image → ``(C, H', W')`` float tensor.
+    """
+
+    def __init__(
+        self, images: np.ndarray, labels: Tensor, transform: Callable[[Image.Image], Tensor]
+    ) -> None:
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} label rows")
+        self.images = images
+        self.labels = labels
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> RetrievalItem:
+        return self.transform(Image.fromarray(self.images[index])), self.labels[index], index
+
+
+class CIFAR10(RetrievalDataModule):
+    """CIFAR-10 (10 classes, single-label) from the pooled official train and test batches (60,000).
+
+    Per class, seeded: ``query_per_class`` queries and ``train_per_class`` training images.
+    Protocol ``paper``: the database is the remaining 54,000 (training images excluded);
+    ``paper_db_with_train``: the database is all but the queries (59,000). mAP runs over the whole
+    database. Under a Trainer the split is written to ``<default_root_dir>/cifar10_split.json`` (the run
+    folder with ``hashbench fit``). The loader options (``batch_size`` … ``seed``) are those of
+    :class:`RetrievalDataModule`; ``seed`` draws the split.
+
+    Args:
+        root: folder that holds (or will hold) ``cifar-10-batches-py``.
+        protocol: ``paper`` or ``paper_db_with_train``.
+        download: download the official files into ``root`` if they are missing (needs internet).
+        query_per_class: queries per class.
+        train_per_class: training images per class.
+        split_file: a split JSON (as ``hashbench prepare cifar10`` writes) to use instead of drawing one
+            from ``seed``, protocol and per-class counts.
+        image_size: side of the square input in pixels (224 for ImageNet backbones, 32 = native).
+        resize_size: shorter side before cropping; ``None`` = ``image_size · 256/224``.
+        horizontal_flip: random horizontal flips of training images.
+    """
+
+    num_classes = NUM_CLASSES
+    multi_label = False
+    top_k = None
+
+    def __init__(
+        self,
+        root: str = "data/cifar10",
+        protocol: Protocol = "paper",
+        download: bool = False,
+        query_per_class: int = 100,
+        train_per_class: int = 500,
+        split_file: str | None = None,
+        image_size: int = 224,
+        resize_size: int | None = None,
+        horizontal_flip: bool = True,
+        batch_size: int = 64,
+        eval_batch_size: int | None = None,
+        num_workers: int | None = None,
+        pin_memory: bool | None = None,
+        persistent_workers: bool = True,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers, seed)
+        if protocol not in ("paper", "paper_db_with_train"):
+            raise UserError(f"CIFAR-10: protocol must be 'paper' or 'paper_db_with_train', got {protocol!r}")
+        self.root = root
+        self.protocol = protocol
+        self.download = download
+        self.query_per_class = query_per_class
+        self.train_per_class = train_per_class
+        self.split_file = split_file
+        self.train_transform, self.eval_transform = image_transforms(image_size, resize_size, horizontal_flip)
+        self.split: dict[str, np.ndarray] | None = None
+
+    def prepare_data(self) -> None:
+        if self.download:
+            download_cifar10(self.root)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.split is None:
+            self.prepare_data()
+            images, labels = load_cifar10(self.root)
+            if self.split_file is None:
+                split = cifar10_split(
+                    labels, self.protocol, self.query_per_class, self.train_per_class, self.seed
+                )
+            else:
+                split = read_split_file(self.split_file, len(labels))
+            one_hot = torch.nn.functional.one_hot(torch.as_tensor(labels), NUM_CLASSES).float()
+
+            def subset(role: str, transform: Callable[[Image.Image], Tensor]) -> ArrayImageDataset:
+                positions = split[role]
+                return ArrayImageDataset(images[positions], one_hot[torch.as_tensor(positions)], transform)
+
+            self.train_dataset = subset("train", self.train_transform)
+            self.query_dataset = subset("query", self.eval_transform)
+            self.database_dataset = subset("database", self.eval_transform)
+            self.split = split
+        trainer = self.trainer
+        if trainer is not None and trainer.is_global_zero:
+            write_split_file(
+                Path(trainer.default_root_dir) / "cifar10_split.json", self.split, **self._provenance()
+            )
+
+    def _provenance(self) -> dict[str, Any]:
+        """Where the split came from: the split file, or the seed, protocol and per-class counts."""
+        if self.split_file is not None:
+            return {"split_file": str(self.split_file)}
+        return {
+            "protocol": self.protocol,
+            "seed": self.seed,
+            "query_per_class": self.query_per_class,
+            "train_per_class": self.train_per_class,
+        }

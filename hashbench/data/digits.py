@@ -1,0 +1,89 @@
+"""scikit-learn's handwritten digits: 1,797 real 8×8 images that ship inside the package."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.datasets import load_digits
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from hashbench.data.base import RetrievalDataModule, RetrievalItem
+from hashbench.data.splits import split_per_class
+
+
+class TensorRetrievalDataset(Dataset):
+    """Images and multi-hot labels held in memory.
+
+    Args:
+        images: ``(N, C, H, W)`` float.
+        labels: ``(N, num_classes)`` float 0/1.
+    """
+
+    def __init__(self, images: Tensor, labels: Tensor) -> None:
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} label rows")
+        self.images = images
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> RetrievalItem:
+        return self.images[index], self.labels[index], index
+
+
+class Digits(RetrievalDataModule):
+    """The embedded default dataset: 10 classes, single-label, 1×8×8 images scaled to [0, 1] and standardised.
+
+    Split per class, seeded: ``query_per_class`` queries, ``train_per_class`` training images, and
+    the database holds every image that is not a query — with the training images only when
+    ``database_includes_train`` (default: no, as in the CIFAR-10 paper protocol). mAP runs over
+    the whole database.
+
+    Args:
+        query_per_class: queries per class (10 classes).
+        train_per_class: training images per class.
+        database_includes_train: put the training images in the database too.
+        **kwargs: loader options of :class:`RetrievalDataModule`.
+    """
+
+    num_classes = 10
+    multi_label = False
+    top_k = None
+    default_num_workers = 0  # in memory: worker processes only add overhead
+
+    def __init__(
+        self,
+        query_per_class: int = 20,
+        train_per_class: int = 80,
+        database_includes_train: bool = False,
+        batch_size: int = 64,
+        eval_batch_size: int | None = 512,
+        num_workers: int | None = None,
+        pin_memory: bool | None = None,
+        persistent_workers: bool = True,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers, seed)
+        self.query_per_class = query_per_class
+        self.train_per_class = train_per_class
+        self.database_includes_train = database_includes_train
+
+    def setup(self, stage: str | None = None) -> None:
+        digits = load_digits()
+        pixels = torch.as_tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
+        images = (pixels - pixels.mean()) / pixels.std()
+        labels = torch.nn.functional.one_hot(torch.as_tensor(digits.target), self.num_classes).float()
+        split = split_per_class(digits.target, self.query_per_class, self.train_per_class, self.seed)
+        database = (
+            np.sort(np.concatenate([split.rest, split.train])) if self.database_includes_train else split.rest
+        )
+
+        def subset(positions: np.ndarray) -> TensorRetrievalDataset:
+            index = torch.as_tensor(positions)
+            return TensorRetrievalDataset(images[index], labels[index])
+
+        self.train_dataset = subset(split.train)
+        self.query_dataset = subset(split.query)
+        self.database_dataset = subset(database)

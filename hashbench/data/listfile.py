@@ -1,0 +1,447 @@
+"""Image-list datasets: NUS-WIDE, MS-COCO, ImageNet100 and any other dataset given as three list files.
+
+A list file holds one image a line, ``relative/path/to/image.jpg 0 1 0 0 1 …``: a path relative to the
+data root (or absolute), then one 0/1 per class. ``train.txt`` holds the training images, ``test.txt``
+the queries and ``database.txt`` the retrieval database — the files that circulate with hashing code,
+and what ``hashbench prepare`` writes.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from lightning.pytorch.utilities import rank_zero_warn
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import Dataset, default_collate
+
+from hashbench.data.base import RetrievalDataModule, RetrievalItem
+from hashbench.data.transforms import image_transforms
+from hashbench.errors import UserError
+
+BadImagePolicy = Literal["error", "skip"]
+EmptyLabelPolicy = Literal["drop", "keep", "error"]
+SHOWN = 5
+"""How many offending paths or lines a message names."""
+
+
+def _first(items: Sequence[Any]) -> str:
+    shown = ", ".join(map(str, items[:SHOWN]))
+    return shown + (", …" if len(items) > SHOWN else "")
+
+
+class UnreadableImageError(UserError):
+    """An image file that is truncated or not an image; the message names the file."""
+
+
+IMAGE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+"""What PIL raises on a file it cannot decode."""
+
+
+def _describe(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def check_image(path: Path) -> str | None:
+    """Decode ``path`` (JPEGs at reduced scale, which still reads every byte); ``None`` or why it failed."""
+    try:
+        with Image.open(path) as image:
+            image.draft("RGB", (64, 64))
+            image.load()
+    except IMAGE_ERRORS as error:
+        return _describe(error)
+    return None
+
+
+@dataclass(frozen=True)
+class ImageList:
+    """One parsed list file: ``paths`` (N) and ``labels`` ``(N, C)`` uint8 0/1, ``lines`` (N) 1-based."""
+
+    file: Path
+    paths: list[str]
+    labels: np.ndarray
+    lines: np.ndarray
+
+    def subset(self, keep: np.ndarray) -> ImageList:
+        """The entries where the boolean mask ``keep`` ``(N,)`` is true, in order."""
+        positions = np.flatnonzero(keep)
+        return ImageList(
+            self.file, [self.paths[i] for i in positions], self.labels[positions], self.lines[positions]
+        )
+
+
+def read_image_list(file: str | Path, num_classes: int, dataset: str = "dataset") -> ImageList:
+    """Parse a list file and check that every line has ``num_classes`` labels, each 0 or 1.
+
+    Raises:
+        UserError: the file is missing or empty, or a line is malformed (the message names the lines).
+    """
+    file = Path(file)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{dataset}: the list file {file} does not exist.") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"{dataset}: cannot read the list file {file} ({error}).") from None
+    paths, rows, lines, wrong_count, wrong_value = [], [], [], [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        tokens = line.split()
+        if not tokens:
+            continue
+        row = "".join(tokens[1:])
+        if len(tokens) - 1 != num_classes:
+            wrong_count.append((number, len(tokens) - 1))
+        elif len(row) != num_classes or set(row) - {"0", "1"}:
+            wrong_value.append(number)
+        paths.append(tokens[0])
+        rows.append(row)
+        lines.append(number)
+    if not paths:
+        raise UserError(f"{dataset}: the list file {file} lists no images.")
+    if wrong_count:
+        counts = {count for _, count in wrong_count}
+        if len(wrong_count) == len(paths) and len(counts) == 1:
+            raise UserError(
+                f"{dataset}: every line of {file} has {counts.pop()} labels, but {dataset} has "
+                f"{num_classes}: is it a list of another dataset?"
+            )
+        raise UserError(
+            f"{dataset}: {len(wrong_count)} lines of {file} do not have {num_classes} labels (the dataset's "
+            f"count; format: `path 0 1 0 …`): "
+            + _first([f"line {number} has {count}" for number, count in wrong_count])
+        )
+    if wrong_value:
+        raise UserError(
+            f"{dataset}: labels must be 0 or 1, but {len(wrong_value)} lines of {file} hold other values: "
+            f"lines {_first(wrong_value)}"
+        )
+    labels = np.frombuffer("".join(rows).encode("ascii"), dtype=np.uint8).reshape(
+        len(rows), num_classes
+    ) - ord("0")
+    return ImageList(file, paths, labels, np.asarray(lines))
+
+
+class ImageListDataset(Dataset):
+    """Images read from disk on access.
+
+    Args:
+        root: folder the paths are relative to.
+        paths: image paths, relative to ``root`` or absolute.
+        labels: ``(N, num_classes)`` float32 multi-hot.
+        transform: PIL image → ``(C, H, W)`` float tensor.
+        skip_unreadable: return ``None`` (with a warning) for an image that cannot be decoded instead of
+            raising; :func:`collate_readable` then leaves it out of its batch.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        paths: Sequence[str],
+        labels: Tensor,
+        transform: Callable[[Image.Image], Tensor],
+        skip_unreadable: bool = False,
+    ) -> None:
+        if len(paths) != len(labels):
+            raise ValueError(f"{len(paths)} paths but {len(labels)} label rows")
+        self.root = root
+        self.paths = list(paths)
+        self.labels = labels
+        self.transform = transform
+        self.skip_unreadable = skip_unreadable
+        self.skipped = 0
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> RetrievalItem | None:
+        path = self.root / self.paths[index]
+        try:
+            with Image.open(path) as file:
+                image = file.convert("RGB")
+        except IMAGE_ERRORS as error:
+            if not self.skip_unreadable:
+                raise UnreadableImageError(
+                    f"cannot read image {path} ({_describe(error)}). Replace or remove the file, or set "
+                    "`bad_images: skip` in the data's init_args to leave unreadable images out."
+                ) from None
+            self.skipped += 1
+            warnings.warn(
+                f"skipped the unreadable image {path} ({_describe(error)}); {self.skipped} skipped by this "
+                "loader process so far",
+                stacklevel=1,
+            )
+            return None
+        return self.transform(image), self.labels[index], index
+
+
+def collate_readable(batch: list[RetrievalItem | None]) -> Any:
+    """Collate the items of a batch that could be read (``None`` marks an unreadable image)."""
+    items = [item for item in batch if item is not None]
+    if not items:
+        raise UserError(
+            f"all {len(batch)} images of a batch are unreadable; the data is broken. "
+            "Set `verify_images: true` in the data's init_args to list the bad files before training."
+        )
+    return default_collate(items)
+
+
+class ListFileDataModule(RetrievalDataModule):
+    """A retrieval dataset given by three list files under (or beside) a data root.
+
+    On :meth:`setup` the lists are parsed and checked (same label count on every line, equal to
+    ``num_classes``; single-label datasets have exactly one positive a line) and every listed image
+    is checked to exist — all problems are reported together, before training starts.
+
+    Bad-data policies:
+
+    * ``bad_images="error"``: missing images stop setup with their count and the first paths; an
+      image that cannot be decoded stops the run when it is loaded, naming the file.
+      ``"skip"``: missing images are left out of their split with one warning (count and first
+      paths); an undecodable image met during a run is left out of its batch with a warning.
+      ``verify_images=True`` decodes every image at setup (slow: minutes for 100k+ images) so that
+      undecodable files are reported, or skipped, with the missing ones before training.
+    * ``empty_labels``: a row with no positive label can never be relevant to anything.
+      ``"drop"`` (default) leaves such images out with a warning, as the papers' protocols do;
+      ``"keep"`` keeps them with a warning (a query scores AP 0); ``"error"`` stops setup.
+
+    The loader options (``batch_size`` … ``seed``) are those of :class:`RetrievalDataModule`.
+
+    Args:
+        root: data root the list paths are relative to.
+        num_classes: labels per line.
+        multi_label: whether an image may carry several labels.
+        top_k: K of mAP@K; ``None`` = the whole database.
+        train_list: training list file, relative to ``root`` or absolute.
+        query_list: query list file, relative to ``root`` or absolute.
+        database_list: database list file, relative to ``root`` or absolute.
+        image_size: side of the square input in pixels.
+        resize_size: shorter side before cropping; ``None`` = ``image_size · 256/224``.
+        horizontal_flip: random horizontal flips of training images.
+        bad_images: ``error`` or ``skip`` missing and undecodable images.
+        verify_images: decode every image at setup.
+        empty_labels: ``drop``, ``keep`` or ``error`` on label rows with no positive.
+    """
+
+    dataset_name = "list-file dataset"
+    prepare_command: str | None = None
+    """The ``hashbench prepare`` subcommand that builds this dataset's lists, if any."""
+
+    def __init__(
+        self,
+        root: str,
+        num_classes: int,
+        multi_label: bool = True,
+        top_k: int | None = None,
+        train_list: str = "train.txt",
+        query_list: str = "test.txt",
+        database_list: str = "database.txt",
+        image_size: int = 224,
+        resize_size: int | None = None,
+        horizontal_flip: bool = True,
+        bad_images: BadImagePolicy = "error",
+        verify_images: bool = False,
+        empty_labels: EmptyLabelPolicy = "drop",
+        batch_size: int = 64,
+        eval_batch_size: int | None = None,
+        num_workers: int | None = None,
+        pin_memory: bool | None = None,
+        persistent_workers: bool = True,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers, seed)
+        self.collate_fn = collate_readable  # leaves undecodable images out of their batch (bad_images: skip)
+        if num_classes < 1:
+            raise UserError(f"{self.dataset_name}: num_classes must be >= 1, got {num_classes}")
+        if top_k is not None and top_k < 1:
+            raise UserError(f"{self.dataset_name}: top_k must be >= 1 or null (whole database), got {top_k}")
+        if bad_images not in ("error", "skip"):
+            raise UserError(f"{self.dataset_name}: bad_images must be 'error' or 'skip', got {bad_images!r}")
+        if empty_labels not in ("drop", "keep", "error"):
+            raise UserError(
+                f"{self.dataset_name}: empty_labels must be 'drop', 'keep' or 'error', got {empty_labels!r}"
+            )
+        self.root = root
+        self.num_classes = num_classes
+        self.multi_label = multi_label
+        self.top_k = top_k
+        self.list_files = {"train": train_list, "query": query_list, "database": database_list}
+        self.train_transform, self.eval_transform = image_transforms(image_size, resize_size, horizontal_flip)
+        self.bad_images = bad_images
+        self.verify_images = verify_images
+        self.empty_labels = empty_labels
+        self.lists: dict[str, ImageList] | None = None
+
+    def _how_to_get(self, root: Path) -> str:
+        if self.prepare_command is None:
+            return "Put the images and the list files train.txt, test.txt and database.txt there."
+        return (
+            f"Put the images there and build the list files with `hashbench prepare {self.prepare_command} "
+            f"--root {root}` (see `hashbench prepare {self.prepare_command} --help`), or put your own "
+            "train.txt, test.txt and database.txt there."
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.lists is not None:
+            return
+        root = Path(self.root).expanduser()
+        if not root.is_dir():
+            raise UserError(
+                f"{self.dataset_name}: the data root {root} does not exist. {self._how_to_get(root)}"
+            )
+        lists = {}
+        for role, name in self.list_files.items():
+            file = root / Path(name).expanduser()
+            if not file.is_file():
+                raise UserError(
+                    f"{self.dataset_name}: the list file {file} does not exist. {self._how_to_get(root)}"
+                )
+            lists[role] = self._without_empty_rows(read_image_list(file, self.num_classes, self.dataset_name))
+        if not self.multi_label:
+            self._check_single_label(lists)
+        lists = self._without_bad_images(root, lists)
+        for image_list in lists.values():
+            if not image_list.paths:
+                raise UserError(f"{self.dataset_name}: no images of {image_list.file} are left to use.")
+        skip = self.bad_images == "skip"
+
+        def dataset(role: str, transform: Callable[[Image.Image], Tensor]) -> ImageListDataset:
+            labels = torch.as_tensor(lists[role].labels, dtype=torch.float32)
+            return ImageListDataset(root, lists[role].paths, labels, transform, skip_unreadable=skip)
+
+        self.train_dataset = dataset("train", self.train_transform)
+        self.query_dataset = dataset("query", self.eval_transform)
+        self.database_dataset = dataset("database", self.eval_transform)
+        self.lists = lists
+
+    def _without_empty_rows(self, image_list: ImageList) -> ImageList:
+        empty = image_list.labels.sum(axis=1) == 0
+        if not empty.any():
+            return image_list
+        message = (
+            f"{self.dataset_name}: {empty.sum()} of {len(empty)} images in {image_list.file} have no "
+            f"positive label and can never be relevant (lines {_first(image_list.lines[empty].tolist())})"
+        )
+        if self.empty_labels == "error":
+            raise UserError(
+                f"{message}. Fix the list, or set `empty_labels: drop` (or `keep`) in the data's init_args."
+            )
+        if self.empty_labels == "keep":
+            rank_zero_warn(f"{message}; kept (empty_labels: keep): as queries they score AP 0.")
+            return image_list
+        rank_zero_warn(f"{message}; left out (empty_labels: drop).")
+        return image_list.subset(~empty)
+
+    def _check_single_label(self, lists: dict[str, ImageList]) -> None:
+        for image_list in lists.values():
+            several = image_list.labels.sum(axis=1) > 1
+            if several.any():
+                raise UserError(
+                    f"{self.dataset_name} is single-label, but {several.sum()} lines of {image_list.file} "
+                    f"have several positive labels: lines {_first(image_list.lines[several].tolist())}"
+                )
+
+    def _without_bad_images(self, root: Path, lists: dict[str, ImageList]) -> dict[str, ImageList]:
+        """Check that each listed image exists (and decodes, with ``verify_images``); apply ``bad_images``."""
+        unique = sorted({path for image_list in lists.values() for path in image_list.paths})
+        missing = [path for path in unique if not (root / path).is_file()]
+        undecodable: dict[str, str] = {}
+        if self.verify_images:
+            present = sorted(set(unique) - set(missing))
+            with ThreadPoolExecutor() as pool:
+                reasons = pool.map(check_image, [root / path for path in present])
+                undecodable = {
+                    path: reason for path, reason in zip(present, reasons, strict=True) if reason is not None
+                }
+        if not missing and not undecodable:
+            return lists
+        bad = set(missing) | set(undecodable)
+        kept = {
+            role: image_list.subset(np.array([p not in bad for p in image_list.paths]))
+            for role, image_list in lists.items()
+        }
+        per_list = ", ".join(
+            f"{lists[role].file.name}: {len(lists[role].paths) - len(kept[role].paths)}" for role in lists
+        )
+        parts = []
+        if missing:
+            parts.append(
+                f"{len(missing)} of {len(unique)} listed images are missing under {root} ({_first(missing)})"
+            )
+        if undecodable:
+            parts.append(
+                f"{len(undecodable)} cannot be decoded "
+                f"({_first([f'{path}: {reason}' for path, reason in undecodable.items()])})"
+            )
+        message = f"{self.dataset_name}: {' and '.join(parts)}; entries per list: {per_list}"
+        if self.bad_images == "error":
+            raise UserError(
+                f"{message}. Check the data root and the list files, or set `bad_images: skip` in the data's "
+                "init_args to leave these images out."
+            )
+        rank_zero_warn(f"{message}; left out (bad_images: skip).")
+        return kept
+
+
+class NUSWIDE(ListFileDataModule):
+    """NUS-WIDE with the 21 most frequent concepts (multi-label); mAP@5000 by default.
+
+    Protocol: images with at least one of the 21 concepts; 5,000 queries, the rest database,
+    10,000 training images sampled from the database (``hashbench prepare nuswide`` builds it).
+
+    Args:
+        root: data root the list paths are relative to.
+        top_k: K of mAP@K.
+        **kwargs: the options of :class:`ListFileDataModule` (list files, transforms, policies, loader).
+    """
+
+    dataset_name = "NUS-WIDE"
+    prepare_command = "nuswide"
+
+    def __init__(self, root: str, top_k: int | None = 5000, **kwargs: Any) -> None:
+        super().__init__(root, num_classes=21, multi_label=True, top_k=top_k, **kwargs)
+
+
+class COCO(ListFileDataModule):
+    """MS-COCO 2014 with its 80 categories (multi-label); mAP@5000 by default.
+
+    Protocol: train2014 + val2014 images with at least one category (about 122k); 5,000 queries, the
+    rest database, 10,000 training images sampled from the database (``hashbench prepare coco``).
+
+    Args:
+        root: data root the list paths are relative to.
+        top_k: K of mAP@K.
+        **kwargs: the options of :class:`ListFileDataModule` (list files, transforms, policies, loader).
+    """
+
+    dataset_name = "MS-COCO"
+    prepare_command = "coco"
+
+    def __init__(self, root: str, top_k: int | None = 5000, **kwargs: Any) -> None:
+        super().__init__(root, num_classes=80, multi_label=True, top_k=top_k, **kwargs)
+
+
+class ImageNet100(ListFileDataModule):
+    """ImageNet100: 100 ImageNet-1k classes (single-label); mAP@1000 by default.
+
+    Protocol: 130 training images a class sampled from ImageNet train (13,000), the 50 validation
+    images a class as queries (5,000), the database = all training images of the 100 classes
+    (about 128k) (``hashbench prepare imagenet100``).
+
+    Args:
+        root: data root the list paths are relative to.
+        top_k: K of mAP@K.
+        **kwargs: the options of :class:`ListFileDataModule` (list files, transforms, policies, loader).
+    """
+
+    dataset_name = "ImageNet100"
+    prepare_command = "imagenet100"
+
+    def __init__(self, root: str, top_k: int | None = 1000, **kwargs: Any) -> None:
+        super().__init__(root, num_classes=100, multi_label=False, top_k=top_k, **kwargs)

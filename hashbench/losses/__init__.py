@@ -1,0 +1,41 @@
+"""Similarity losses: each returns named terms (see :class:`HashLoss`).
+
+Pairwise: :class:`DPSH`, :class:`DSH`, :class:`HashNet`, :class:`DSDH`, :class:`DCH`, :class:`DBDH`;
+triplet: :class:`DTSH`; pointwise: :class:`GreedyHash`, :class:`CSQ`, :class:`DPN`,
+:class:`OrthoHash`, :class:`CE`.
+"""
+
+from hashbench.losses.base import HashLoss, TrainingContext
+from hashbench.losses.centers import hash_centers
+from hashbench.losses.classification import CE, GreedyHash
+from hashbench.losses.csq import CSQ
+from hashbench.losses.dbdh import DBDH
+from hashbench.losses.dch import DCH
+from hashbench.losses.dpn import DPN
+from hashbench.losses.dpsh import DPSH
+from hashbench.losses.dsdh import DSDH
+from hashbench.losses.dsh import DSH
+from hashbench.losses.dtsh import DTSH
+from hashbench.losses.hashnet import HashNet
+from hashbench.losses.orthohash import OrthoHash
+from hashbench.losses.pairwise import CodeBank, PairwiseLoss
+
+__all__ = [
+    "CE",
+    "CSQ",
+    "DBDH",
+    "DCH",
+    "DPN",
+    "DPSH",
+    "DSDH",
+    "DSH",
+    "DTSH",
+    "CodeBank",
+    "GreedyHash",
+    "HashLoss",
+    "HashNet",
+    "OrthoHash",
+    "PairwiseLoss",
+    "TrainingContext",
+    "hash_centers",
+]
