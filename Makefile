@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench sweeps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/eval_speed.py
 	$(BIN)/python benchmarks/quantizer_cost.py
+
+sweeps: $(STAMP)
+	$(BIN)/hashbench sweep experiments/sweeps/lambda.yaml --local
+	$(BIN)/hashbench sweep experiments/sweeps/bits.yaml --local
 
 clean:
 	rm -rf $(VENV) runs lightning_logs wandb .pytest_cache

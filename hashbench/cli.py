@@ -1,7 +1,13 @@
-"""``hashbench fit|validate|test|predict --config FILE [--dotted.key value …]``: the LightningCLI."""
+"""``hashbench fit|validate|test|predict --config FILE [--dotted.key value …]``: the LightningCLI.
+
+Also ``hashbench prepare …`` (:mod:`hashbench.data.prepare`) and ``hashbench sweep FILE --local …``
+(:mod:`hashbench.sweep`).
+"""
 
 from __future__ import annotations
 
+import importlib
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,12 +17,16 @@ from jsonargparse import ActionConfigFile, Namespace
 from lightning import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 
 from hashbench.cli_errors import HashbenchArgumentParser
 from hashbench.data.base import RetrievalDataModule
 from hashbench.errors import UserError
+from hashbench.loggers import WandbLogger
 from hashbench.module import HashingModule
 from hashbench.runs import RunFolder, create_run_dir
+from hashbench.tracking.callbacks import WandbPlots
+from hashbench.tracking.describe import wandb_group, wandb_project, wandb_tags
 
 DEFAULT_RUNS_ROOT = "runs"
 
@@ -34,11 +44,38 @@ def _logger_entries(logger: Any) -> list[Namespace]:
     return [logger] if isinstance(logger, Namespace) else []
 
 
+def _is_hashbench_wandb(class_path: str | None) -> bool:
+    module, _, name = str(class_path).rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return False
+    return isinstance(cls, type) and issubclass(cls, WandbLogger)
+
+
+def _fill_wandb_defaults(init_args: Namespace, description: dict[str, Any], run_label: str) -> None:
+    """Project, group, tags and name that the user left unset, from the run (a W&B sweep agent sets
+    the project and the name itself)."""
+    in_sweep = "WANDB_SWEEP_ID" in os.environ
+    defaults = {
+        "group": wandb_group(description),
+        "tags": wandb_tags(description),
+        "project": None if in_sweep or "WANDB_PROJECT" in os.environ else wandb_project(description),
+        "name": None if in_sweep else run_label,
+    }
+    for key, value in defaults.items():
+        if init_args.get(key) is None and value is not None:
+            init_args[key] = value
+
+
 class HashbenchCLI(LightningCLI):
     """LightningCLI for :class:`HashingModule` and any :class:`RetrievalDataModule`.
 
     Each invocation gets a fresh run folder ``<default_root_dir>/<config name>/<timestamp>`` that holds
-    the resolved config, the checkpoints, the loggers' files and ``metrics.json``.
+    the resolved config, the run's description (``run.json``), the checkpoints, the loggers' files and
+    ``metrics.json`` (:class:`~hashbench.runs.RunFolder`). Every logger gets the resolved config under
+    the CLI's dotted keys instead of the module's nested hyper-parameters; a W&B logger also gets its
+    project, group, tags and name from the run, and :class:`~hashbench.tracking.callbacks.WandbPlots`.
     """
 
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
@@ -51,7 +88,7 @@ class HashbenchCLI(LightningCLI):
             subclass_mode_data=True,
             save_config_callback=None,
             auto_configure_optimizers=False,
-            trainer_defaults={"default_root_dir": DEFAULT_RUNS_ROOT},
+            trainer_defaults={"default_root_dir": DEFAULT_RUNS_ROOT, "enable_autolog_hparams": False},
             parser_kwargs={"default_env": False},
             args=args,
             run=run,
@@ -85,13 +122,18 @@ class HashbenchCLI(LightningCLI):
         config.run_name = config.get("run_name") or _run_name(config)
         # dumped before run-specific paths are filled in, so the file can start another run
         self.config_yaml = self._parser(self.subcommand).dump(config, skip_none=False)
-        self.run_dir = create_run_dir(
-            config.trainer.get("default_root_dir") or DEFAULT_RUNS_ROOT, config.run_name
-        )
+        root = config.trainer.get("default_root_dir") or DEFAULT_RUNS_ROOT
+        self.run_dir = create_run_dir(root, config.run_name)
+        self.run_folder = RunFolder(self.run_dir, self.config_yaml)
         for entry in _logger_entries(config.trainer.get("logger")):
             init_args = entry.get("init_args")
-            if init_args is not None and init_args.get("save_dir") in (None, ".", ""):
+            if init_args is None:
+                continue
+            if init_args.get("save_dir") in (None, ".", ""):
                 init_args.save_dir = str(self.run_dir)
+            if _is_hashbench_wandb(entry.get("class_path")):
+                label = f"{config.run_name}/{self.run_dir.name}"
+                _fill_wandb_defaults(init_args, self.run_folder.description, label)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         assert self.run_dir is not None
@@ -103,8 +145,11 @@ class HashbenchCLI(LightningCLI):
                     callback.monitor is None
                 ):  # keep the final weights even when the last epoch is not validated
                     callback._save_on_train_epoch_end = True
-        self.run_folder = RunFolder(self.run_dir, self.config_yaml)
+        assert self.run_folder is not None
         trainer.callbacks.append(self.run_folder)
+        uses_wandb = any(isinstance(logger, LightningWandbLogger) for logger in trainer.loggers)
+        if uses_wandb and not any(isinstance(callback, WandbPlots) for callback in trainer.callbacks):
+            trainer.callbacks.append(WandbPlots())
         return trainer
 
     def after_fit(self) -> None:
@@ -128,6 +173,10 @@ def main(args: list[str] | None = None) -> None:
             from hashbench.data.prepare import main as prepare
 
             prepare(argv[1:])
+        elif argv[:1] == ["sweep"]:
+            from hashbench.sweep import main as sweep
+
+            sweep(argv[1:])
         else:
             HashbenchCLI(args=args)
     except UserError as error:

@@ -32,7 +32,8 @@ class WandbLogger(LightningWandbLogger):
     logged under the CLI's dotted keys.
 
     Args:
-        project: W&B project (default: ``WANDB_PROJECT``, else ``hashbench``; the CLI: ``hashbench-<dataset>``).
+        project: W&B project (default: ``WANDB_PROJECT``, else ``hashbench``; the CLI:
+            ``hashbench-<dataset>``).
         name: run name shown in W&B (default: W&B's; the CLI: the run folder).
         group: run group (the CLI: ``<dataset>-<method>-<quantizer>-<bits>b``).
         tags: run tags (the CLI: dataset, method, quantizer, ``<bits>bits``).

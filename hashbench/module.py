@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -170,11 +171,30 @@ class HashingModule(LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_retrieval("test", self.test_metric)
 
-    def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
-        """Bit-packed codes ``(N, ceil(bits/8))`` uint8 with labels, split indices and role."""
+    def on_predict_epoch_start(self) -> None:
+        self._predictions: dict[str, list[dict[str, Tensor]]] = {role: [] for role in ROLES}
+
+    def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
+        """Bit-packed codes ``(N, ceil(bits/8))`` uint8 with labels and split indices."""
         images, labels, indices = batch
         _, h = self(images)
-        return {"codes": pack_codes(h), "labels": labels, "indices": indices, "role": ROLES[dataloader_idx]}
+        codes = {"codes": pack_codes(h), "labels": labels, "indices": indices}
+        self._predictions[ROLES[dataloader_idx]].append({k: v.cpu() for k, v in codes.items()})
+        return codes
+
+    def on_predict_epoch_end(self) -> None:
+        """Save ``{"bits", "query": {...}, "database": {...}}`` to ``codes.pt`` in the run folder.
+
+        Each role holds ``codes`` (packed uint8), ``labels`` and ``indices`` (positions in its split).
+        Under DDP every rank writes its shard to ``codes_rank<r>.pt``.
+        """
+        result: dict[str, object] = {"bits": self.bits}
+        for role, parts in self._predictions.items():
+            result[role] = {
+                key: torch.cat([part[key] for part in parts]) for key in ("codes", "labels", "indices")
+            }
+        suffix = "" if self.trainer.world_size == 1 else f"_rank{self.global_rank}"
+        torch.save(result, Path(self.trainer.default_root_dir) / f"codes{suffix}.pt")
 
     # ------------------------------------------------------------------------------ optimizers
     def configure_optimizers(self) -> Any:

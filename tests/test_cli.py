@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from conftest import EXPERIMENTS, run_hashbench
 
@@ -76,6 +77,27 @@ def test_test_from_checkpoint_reproduces_final_metrics(fitted: tuple[Path, str],
     test_metrics = json.loads((_only_run_dir(tmp_path) / "metrics.json").read_text())
     for name in ("mAP@all", "P@100", "P@H<=2", "bit_entropy", "quantization_error"):
         assert test_metrics[f"test/{name}"] == pytest.approx(fit_metrics[f"val/{name}"], abs=1e-6), name
+
+
+def test_predict_writes_packed_codes_to_the_run_folder(fitted: tuple[Path, str], tmp_path: Path) -> None:
+    run_dir, _ = fitted
+    checkpoint = json.loads((run_dir / "metrics.json").read_text())["checkpoint"]
+    result = run_hashbench(
+        "predict",
+        "--config",
+        run_dir / "config.yaml",
+        "--ckpt_path",
+        checkpoint,
+        "--trainer.default_root_dir",
+        tmp_path,
+        "--trainer.logger",
+        "false",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    saved = torch.load(_only_run_dir(tmp_path) / "codes.pt")
+    assert saved["bits"] == 32
+    assert saved["query"]["codes"].shape == (200, 4) and saved["query"]["codes"].dtype == torch.uint8
+    assert saved["database"]["indices"].tolist() == list(range(797))
 
 
 def test_ddp_test_with_two_gloo_ranks_equals_one_process(fitted: tuple[Path, str], tmp_path: Path) -> None:

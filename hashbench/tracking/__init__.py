@@ -1,0 +1,8 @@
+"""Experiment tracking: run descriptions, W&B plots and the comparison of runs.
+
+* :mod:`~hashbench.tracking.describe` — a run's resolved config as the CLI's dotted keys and what it is
+  (method, quantizer, bits, dataset); W&B project, group and tags derived from it.
+* :mod:`~hashbench.tracking.plots` — matplotlib plots of a run's curves (PR, bit balance, Hamming histograms).
+* :mod:`~hashbench.tracking.callbacks` — :class:`~hashbench.tracking.callbacks.WandbPlots`.
+* :mod:`~hashbench.tracking.compare` — load runs from run folders or W&B; tables and figures across runs.
+"""

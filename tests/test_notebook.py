@@ -1,0 +1,85 @@
+"""notebooks/compare_runs.ipynb, executed headlessly on runs made by really running tiny sweeps."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+from conftest import EXPERIMENTS, REPO, run_hashbench
+from nbclient import NotebookClient
+
+NOTEBOOK = REPO / "notebooks" / "compare_runs.ipynb"
+TINY = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3", "--trainer.logger", "false"]
+
+
+def _tiny_sweep(tmp: Path, name: str, shrink: dict[str, list]) -> Path:
+    """The sweep file ``name`` with fewer values for some parameters."""
+    raw = yaml.safe_load((EXPERIMENTS / "sweeps" / f"{name}.yaml").read_text())
+    for key, values in shrink.items():
+        raw["parameters"][key]["values"] = values
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def sweep_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """λ ∈ {0.01, 1} × {original, SWD, HSWD} at 32 bits, and {original, SWD, HSWD} at 16 bits: 9 runs."""
+    tmp = tmp_path_factory.mktemp("sweeps")
+    sweeps = [
+        _tiny_sweep(tmp, "lambda", {"model.quantization_weight": [0.01, 1.0]}),
+        _tiny_sweep(tmp, "bits", {"model.head.init_args.bits": [16]}),
+    ]
+    for sweep in sweeps:
+        result = run_hashbench("sweep", sweep, "--local", "--root", tmp / "runs", "--", *TINY)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return tmp / "runs"
+
+
+def test_tiny_sweeps_write_their_summaries(sweep_runs: Path) -> None:
+    summaries = {p.parent.parent.name: p for p in sweep_runs.glob("*/*/summary.csv")}
+    assert set(summaries) == {"lambda", "bits"}
+    with summaries["lambda"].open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 6 and {row["status"] for row in rows} == {"ok"}
+    assert {row["model.quantizer"] for row in rows} == {
+        "original",
+        "hashbench.quantizers.SWD",
+        "hashbench.quantizers.HSWD",
+    }
+    assert {row["quantizer"] for row in rows} == {"original", "SWD", "HSWD"}
+    assert all(0.0 <= float(row["val/mAP@all"]) <= 1.0 for row in rows)
+
+
+def test_notebook_runs_headless_on_the_sweep_runs(
+    sweep_runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    figure = tmp_path / "compare_runs.png"
+    monkeypatch.setenv("HASHBENCH_RUNS", str(sweep_runs))
+    monkeypatch.setenv("HASHBENCH_FIGURE", str(figure))
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+    ).execute()
+    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+    text = "\n".join(
+        str(output.get("text", "")) + str(output.get("data", {}).get("text/markdown", ""))
+        for output in outputs
+    )
+    assert "9 runs on Digits" in text
+    assert "| mAP | 16 bits | 32 bits |" in text
+    assert "| DPSH-C |" in text and "| DPSH-S |" in text and "%)" in text
+    assert "| bit_entropy |" in text and "| quantization_error |" in text
+    assert any("image/png" in output.get("data", {}) for output in outputs), "the main figure is shown"
+    assert figure.stat().st_size > 10_000
+
+
+def test_committed_notebook_has_no_outputs() -> None:
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(notebook)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None

@@ -1,0 +1,232 @@
+"""W&B logging done through the real command (offline), run descriptions, and the comparison helpers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import yaml
+from conftest import EXPERIMENTS, run_hashbench
+from test_cli import hashbench_in_process
+from wandb.proto import wandb_internal_pb2
+
+from hashbench.runs import create_run_dir
+from hashbench.tracking import compare
+from hashbench.tracking.compare import RunRecord, best_lambda_runs, lambda_curves, paper_table
+from hashbench.tracking.describe import describe_run, flatten_config, variant_label
+
+DEMO = EXPERIMENTS / "demo.yaml"
+QUICK = [
+    "--trainer.max_epochs",
+    "1",
+    "--trainer.limit_train_batches",
+    "2",
+    "--trainer.check_val_every_n_epoch",
+    "1",
+]
+
+
+def wandb_records(run_dir: Path) -> Iterator[Any]:
+    """The records of an offline W&B run's transaction log (``run-*.wandb``: W&B's LevelDB-style log)."""
+    (log,) = run_dir.glob("run-*.wandb")
+    data = log.read_bytes()
+    assert data[:4] == b":W&B"
+    block, pos, chunk = 32768, 7, b""
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # a block's tail too short for a header is padding
+            pos += block - pos % block
+            continue
+        length, kind = int.from_bytes(data[pos + 4 : pos + 6], "little"), data[pos + 6]
+        chunk += data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):  # a full record, or the last piece of one
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(chunk)
+            chunk = b""
+            yield record
+
+
+def offline_run(run_dir: Path) -> dict[str, Any]:
+    """What the offline W&B run in a run folder recorded: run, config, logged keys, artifacts, images."""
+    (wandb_dir,) = (run_dir / "wandb").glob("offline-run-*")
+    out: dict[str, Any] = {"config": {}, "history": set(), "summary": set(), "artifacts": []}
+    for record in wandb_records(wandb_dir):
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            out["run"] = record.run
+        elif kind == "config":
+            out["config"].update({item.key: json.loads(item.value_json) for item in record.config.update})
+        elif kind == "history":
+            out["history"] |= {item.key or "/".join(item.nested_key) for item in record.history.item}
+        elif kind == "summary":
+            out["summary"] |= {item.key or "/".join(item.nested_key) for item in record.summary.update}
+        elif kind == "artifact":
+            out["artifacts"].append(record.artifact.type)
+    images = wandb_dir / "files" / "media" / "images"
+    out["images"] = {str(p.relative_to(images)).rsplit("_", 2)[0] for p in images.rglob("*.png")}
+    return out
+
+
+def _only_run_dir(root: Path) -> Path:
+    (run_dir,) = [p for p in root.glob("*/*") if p.is_dir()]
+    return run_dir
+
+
+def test_wandb_offline_run_has_derived_names_dotted_config_metrics_plots_and_asked_artifacts(
+    tmp_path: Path,
+) -> None:
+    wandb_logger = ["--trainer.logger", "hashbench.loggers.WandbLogger"]
+    fit = run_hashbench(
+        "fit", "--config", DEMO, *QUICK, *wandb_logger, "--trainer.logger.init_args.log_model", "true",
+        "--trainer.default_root_dir", tmp_path / "fit",
+    )  # fmt: skip
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    fit_dir = _only_run_dir(tmp_path / "fit")
+    assert json.loads((fit_dir / "run.json").read_text()) == {
+        "method": "DPSH", "quantizer": "HSWD", "bits": 32, "dataset": "Digits", "backbone": "SmallCNN",
+        "quantization_weight": 0.1, "subcommand": "fit",
+    }  # fmt: skip
+    logged = offline_run(fit_dir)
+    run = logged["run"]
+    assert (run.project, run.run_group) == ("hashbench-digits", "Digits-DPSH-HSWD-32b")
+    assert list(run.tags) == ["Digits", "DPSH", "HSWD", "32bits"]
+    assert run.display_name == f"demo/{fit_dir.name}"
+    config = logged["config"]
+    assert config["model.quantization_weight"] == 0.1
+    assert config["model.quantizer"] == "hashbench.quantizers.HSWD"
+    assert config["model.head.init_args.bits"] == 32
+    assert config["data"] == "hashbench.data.Digits" and config["run.method"] == "DPSH"
+    assert not any(key in config for key in ("backbone", "head", "loss")), "no nested module hparams"
+    assert {"train/loss/similarity", "train/loss/quantization", "val/mAP@all", "val/bit_entropy"} <= logged[
+        "history"
+    ]
+    assert {"val/pr_curve", "val/bit_balance", "val/hamming_histograms"} <= logged["images"]
+    assert "curves/val" in logged["summary"]
+    assert logged["artifacts"] == ["model"], "log_model=true: the checkpoint as an artifact"
+
+    checkpoint = json.loads((fit_dir / "metrics.json").read_text())["checkpoint"]
+    test = run_hashbench(
+        "test", "--config", fit_dir / "config.yaml", "--ckpt_path", checkpoint, *wandb_logger,
+        "--trainer.default_root_dir", tmp_path / "test",
+    )  # fmt: skip
+    assert test.returncode == 0, test.stderr[-3000:]
+    logged = offline_run(_only_run_dir(tmp_path / "test"))
+    assert {"test/pr_curve", "test/bit_balance", "test/hamming_histograms"} <= logged["images"]
+    assert {"test/mAP@all", "test/P@100", "test/P@H<=2", "test/quantization_error"} <= logged["history"]
+    assert logged["artifacts"] == [], "no checkpoint artifact unless log_model is set"
+
+
+def test_resolved_config_flattens_to_the_cli_keys(capsys: pytest.CaptureFixture) -> None:
+    overlay = EXPERIMENTS / "digits" / "dsdh.yaml"
+    code, out, err = hashbench_in_process(
+        capsys, "fit", "--config", DEMO, "--config", overlay, "--model.head.bits", "16", "--print_config"
+    )
+    assert code == 0, err
+    config = yaml.safe_load(out)
+    flat = flatten_config(config)
+    assert flat["model.quantizer"] == "original" and flat["model.head.init_args.bits"] == 16
+    assert flat["model.loss"] == "hashbench.losses.DSDH" and flat["model.loss.init_args.eta"] == 55.0
+    assert flat["trainer.max_epochs"] == 30 and flat["data.init_args.batch_size"] == 64
+    description = describe_run(config)
+    assert {k: description[k] for k in ("method", "quantizer", "bits", "dataset")} == {
+        "method": "DSDH", "quantizer": "original", "bits": 16, "dataset": "Digits",
+    }  # fmt: skip
+    assert describe_run({"model": {"quantizer": None}})["quantizer"] == "none"
+    labels = [variant_label("DSDH", q) for q in ("original", "SWD", "HSWD", "OT", "none")]
+    assert labels == ["DSDH", "DSDH-S", "DSDH-C", "DSDH+OT", "DSDH (no term)"]
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"WORLD_SIZE": "2", "TORCHELASTIC_RUN_ID": "job7"}, "torchrun-job7"),
+        ({"SLURM_STEP_NUM_TASKS": "4", "SLURM_JOB_ID": "123", "SLURM_STEP_ID": "2"}, "slurm-123.2"),
+    ],
+    ids=["torchrun", "slurm"],
+)
+def test_processes_of_a_torchrun_or_srun_job_share_the_run_folder(
+    env: dict[str, str], expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    folders = set()
+    for rank in range(2):  # each process of the job, started independently
+        monkeypatch.delenv("HASHBENCH_RUN_DIR", raising=False)
+        monkeypatch.setenv("LOCAL_RANK", str(rank))
+        folders.add(create_run_dir(tmp_path, "demo"))
+    assert folders == {tmp_path / "demo" / expected}
+
+
+def _record(quantizer: str, bits: int, lam: float, mAP: float, **metrics: float) -> RunRecord:
+    curves = {"pr_precision": [1.0, 0.5], "pr_recall": [0.2, 1.0]}
+    curves |= {"bit_balance": [0.5], "hamming_hist_relevant": [3, 1], "hamming_hist_irrelevant": [1, 3]}
+    return RunRecord(
+        name=f"{quantizer}-{bits}-{lam}",
+        description={"method": "DPSH", "quantizer": quantizer, "bits": bits, "dataset": "Digits",
+                     "quantization_weight": lam},
+        config={},
+        metrics={"val/mAP@all": mAP, **{f"val/{k}": v for k, v in metrics.items()}},
+        curves={"val": curves},
+    )  # fmt: skip
+
+
+def test_comparison_picks_the_best_lambda_and_reports_relative_change() -> None:
+    records = [
+        _record("original", 16, 0.1, 0.40),
+        _record("original", 16, 1.0, 0.50),
+        _record("HSWD", 16, 0.1, 0.60),
+        _record("HSWD", 16, 0.1, 0.50),  # a repeat: the mean at λ=0.1 is 0.55
+        _record("HSWD", 16, 1.0, 0.52),
+        _record("SWD", 32, 0.1, 0.70),
+    ]
+    best = best_lambda_runs(records)
+    assert [r.quantization_weight for r in best[("DPSH", "original", 16)]] == [1.0]
+    assert len(best[("DPSH", "HSWD", 16)]) == 2
+    assert lambda_curves(records, 16)[("DPSH", "HSWD")] == [(0.1, pytest.approx(0.55)), (1.0, 0.52)]
+    table = paper_table(records).splitlines()
+    assert table[0] == "| mAP | 16 bits | 32 bits |"
+    assert table[2] == "| DPSH | 0.5000 | – |"
+    assert table[3] == "| DPSH-S | – | 0.7000 |"
+    assert table[4] == "| DPSH-C | 0.5500 (+10.0%) | – |"
+    figure = compare.comparison_figure(records)
+    assert len(figure.axes) == 6
+
+
+def test_load_wandb_runs_reads_config_summary_and_curves(monkeypatch: pytest.MonkeyPatch) -> None:
+    curves = {"pr_precision": [1.0], "pr_recall": [1.0]}
+    summary = {"val/mAP@all": 0.5, "train/loss": 1.0, "curves/val": curves, "_runtime": 3}
+    config = {"model.quantization_weight": 0.1, "run.method": "DPSH", "run.quantizer": "HSWD", "run.bits": 32}
+    run = SimpleNamespace(id="abc", config=config, summary=_Summary(summary))
+    no_map = SimpleNamespace(id="crashed", config={}, summary=_Summary({}))
+    calls = []
+
+    class FakeApi:
+        def runs(self, path: str, filters: dict | None = None) -> list:
+            calls.append((path, filters))
+            return [run, no_map]
+
+    import wandb
+
+    monkeypatch.setattr(wandb, "Api", FakeApi)
+    (record,) = compare.load_wandb_runs("team/hashbench-digits", {"config.run.bits": 32})
+    assert calls == [("team/hashbench-digits", {"config.run.bits": 32})]
+    assert record.name == "team/hashbench-digits/abc" and record.variant == ("DPSH", "HSWD")
+    assert record.metrics == {"val/mAP@all": 0.5} and record.metric("mAP") == 0.5
+    assert record.curves == {"val": curves} and record.config["model.quantization_weight"] == 0.1
+
+
+class _Summary:
+    """The public API's run summary: keys() and item access, not a dict."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self._values = values
+
+    def keys(self) -> Any:
+        return self._values.keys()
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
