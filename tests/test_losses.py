@@ -29,7 +29,7 @@ from hashbench.losses import (
 )
 from hashbench.losses.centers import hadamard, label_centers
 from hashbench.losses.dsdh import dsdh_discrete_step, dsdh_objective
-from hashbench.losses.pairwise import gather_with_grad, similarity_matrix
+from hashbench.losses.pairwise import balance_weights, gather_with_grad, similarity_matrix
 
 ALL_LOSSES = [DPSH, DSH, HashNet, DSDH, DCH, DBDH, DTSH, GreedyHash, CSQ, DPN, OrthoHash, CE]
 
@@ -95,6 +95,15 @@ def test_hashnet_weighted_value() -> None:
     out = terms(ready(HashNet(), ctx()), u, u, onehot(0, 1))
     # |S1| = |S0| = 2, weights 2 each; Σ w ℓ / |S| = ℓ_diag + ℓ_off
     assert out == {"similarity": pytest.approx(softplus(0.05) - 0.05 + math.log(2), rel=1e-6)}
+
+
+def test_balance_weights_equalise_positives_and_negatives() -> None:
+    s = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
+    torch.testing.assert_close(balance_weights(s), torch.tensor([[4.0, 4 / 3, 4 / 3, 4 / 3]]))
+    torch.testing.assert_close(
+        balance_weights(torch.ones(2, 2)), torch.ones(2, 2)
+    )  # no negatives: plain mean
+    torch.testing.assert_close(balance_weights(torch.zeros(2, 2)), torch.ones(2, 2))
 
 
 def test_hashnet_beta_follows_the_continuation_schedule() -> None:

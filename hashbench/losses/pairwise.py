@@ -35,10 +35,8 @@ def balance_weights(similarity: Tensor) -> Tensor:
     """
     total = similarity.numel()
     positives = similarity.sum()
-    negatives = total - positives
-    if positives == 0 or negatives == 0:
-        return torch.ones_like(similarity)
-    return torch.where(similarity > 0, total / positives, total / negatives)
+    negatives = total - positives  # an absent class gets weight total/1 but has no pair to weigh
+    return torch.where(similarity > 0, total / positives.clamp_min(1), total / negatives.clamp_min(1))
 
 
 # ------------------------------------------------------------------------------------------- DDP

@@ -1,0 +1,198 @@
+"""The method configs in experiments/: current with their generator, parsed, and run by the real command.
+
+Every config runs ``fit`` with ``fast_dev_run`` on fake data of its dataset kind through the CLI entry
+point, in-process (a subprocess per config costs ~10 s of imports). The backbone block is the same in
+every generated CIFAR-10 config, so most of them run with a small CNN swapped in for VGG11 (whose
+init and optimizer step over 128 M parameters cost ~3 s each on CPU); one config per method runs its
+real VGG11 (random weights, 32×32 images), and one runs in a real ``hashbench`` subprocess.
+The dataset configs of other parts (``*_{cifar10,nuswide,coco,imagenet100}.yaml``) run in
+``tests/test_data_fit.py``; here they are parsed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import EXPERIMENTS, run_hashbench
+from fakedata import write_fake_cifar10
+
+from hashbench.cli import main
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("experiments_generate", EXPERIMENTS / "generate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+GENERATE = _generator()
+GENERATED = GENERATE.render()
+CIFAR10_CONFIGS = sorted(path for path in GENERATED if "/" not in path)
+DIGITS_OVERLAYS = sorted(path for path in GENERATED if path.startswith("digits/"))
+ALL_STANDALONE = sorted(path.name for path in EXPERIMENTS.glob("*.yaml"))
+VGG11_SAMPLE = [
+    "dsdh_hswd_64.yaml",
+    "hashnet_swd_16.yaml",
+    "greedyhash_orig_32.yaml",
+    "dch_hswd_32.yaml",
+    "csq_swd_64.yaml",
+    "dbdh_orig_16.yaml",
+    "orthohash_128.yaml",
+    "dpsh.yaml",
+    "dsh.yaml",
+    "dtsh.yaml",
+    "dpn.yaml",
+    "ce.yaml",
+]
+SMALL_CNN = [
+    "--model.backbone", "hashbench.backbones.SmallCNN",
+    "--model.backbone.in_channels", "3",
+    "--model.backbone.width", "8",
+]  # fmt: skip
+VGG11_RANDOM = ["--model.backbone.init_args.weights", "null"]
+
+
+@pytest.fixture(scope="module")
+def cifar10_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_fake_cifar10(tmp_path_factory.mktemp("cifar10"), per_class=12)
+
+
+def _cifar10_args(root: Path) -> list[str]:
+    return [
+        "--data.init_args.root", str(root),
+        "--data.init_args.batch_size", "4",
+        "--data.init_args.eval_batch_size", "8",
+        "--data.init_args.num_workers", "0",
+        "--data.init_args.image_size", "32",
+        "--data.init_args.query_per_class", "2",
+        "--data.init_args.train_per_class", "4",
+    ]  # fmt: skip
+
+
+def _fit_in_process(configs: list[Path], runs: Path, *extra: str) -> str:
+    """``hashbench fit --config … --trainer.fast_dev_run 1`` via :func:`hashbench.cli.main`; its output."""
+    args = [item for config in configs for item in ("--config", str(config))]
+    base = [
+        "--trainer.fast_dev_run",
+        "1",
+        "--trainer.logger",
+        "false",
+        "--trainer.default_root_dir",
+        str(runs),
+    ]
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+        try:
+            main(["fit", *args, *base, *extra])
+        except SystemExit as error:  # main exits on a config or run error
+            raise AssertionError(
+                f"hashbench fit failed ({error.code}):\n{output.getvalue()[-4000:]}"
+            ) from None
+    return output.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """One intra-op thread: with two, torch's OpenMP threads spin when another process holds a core
+    (20× slower on a shared 2-core machine); the thread count also changes the last digits of the mAP."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _restore_run_dir_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HASHBENCH_RUN_DIR", "")  # the CLI sets it; restored after each test
+
+
+# ------------------------------------------------------------------------------------- current
+def test_generated_configs_are_current() -> None:
+    stale = [path for path, text in GENERATED.items() if (EXPERIMENTS / path).read_text() != text]
+    assert not stale, f"regenerate with `python experiments/generate.py`: {stale}"
+    on_disk = {
+        str(path.relative_to(EXPERIMENTS))
+        for path in EXPERIMENTS.rglob("*.yaml")
+        if GENERATE.GENERATED_BY in path.read_text()
+    }
+    assert on_disk == set(GENERATED), f"generated files without a table entry: {on_disk - set(GENERATED)}"
+
+
+def test_the_paper_grid_and_the_other_methods_are_there() -> None:
+    for method in ("dsdh", "hashnet", "greedyhash", "dch", "csq", "dbdh"):
+        for variant in ("orig", "swd", "hswd"):
+            for bits in (16, 32, 64):
+                assert f"{method}_{variant}_{bits}.yaml" in GENERATED
+    assert {f"orthohash_{bits}.yaml" for bits in (16, 32, 64, 128)} <= set(GENERATED)
+    assert {"dpsh.yaml", "dsh.yaml", "dtsh.yaml", "dpn.yaml", "ce.yaml"} <= set(GENERATED)
+
+
+def test_configs_follow_the_paper_setup() -> None:
+    config = yaml.safe_load(GENERATED["dsdh_hswd_64.yaml"])
+    model = config["model"]
+    assert model["backbone"]["init_args"] == {"name": "vgg11", "weights": "DEFAULT"}
+    assert model["backbone_lr_multiplier"] == 0.1
+    assert model["quantizer"] == {"class_path": "hashbench.quantizers.HSWD"}
+    assert config["data"]["class_path"] == "hashbench.data.CIFAR10"
+    assert config["data"]["init_args"]["protocol"] == "paper"
+    assert config["trainer"]["logger"]["class_path"] == "hashbench.loggers.WandbLogger"
+    original = yaml.safe_load(GENERATED["dsdh_orig_32.yaml"])["model"]
+    assert original["quantizer"] == "original" and original["quantization_weight"] == pytest.approx(
+        55 * 32 / 5000
+    )
+    swd = yaml.safe_load(GENERATED["csq_swd_16.yaml"])["model"]["quantizer"]
+    assert swd == {"class_path": "hashbench.quantizers.SWD", "init_args": {"num_projections": 10000}}
+
+
+# --------------------------------------------------------------------------------------- parsed
+@pytest.mark.parametrize("name", ALL_STANDALONE)
+def test_every_config_parses(name: str, tmp_path: Path) -> None:
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output), pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "fit",
+                "--config",
+                str(EXPERIMENTS / name),
+                "--trainer.default_root_dir",
+                str(tmp_path),
+                "--print_config",
+            ]
+        )
+    assert exit_info.value.code in (0, None), output.getvalue()[-3000:]
+    assert yaml.safe_load(output.getvalue())["model"]["loss"]["class_path"].startswith("hashbench.losses.")
+
+
+# ------------------------------------------------------------------------------------------ run
+@pytest.mark.parametrize("name", CIFAR10_CONFIGS)
+def test_cifar10_config_runs(name: str, cifar10_root: Path, tmp_path: Path) -> None:
+    backbone = VGG11_RANDOM if name in VGG11_SAMPLE else SMALL_CNN
+    output = _fit_in_process([EXPERIMENTS / name], tmp_path, *_cifar10_args(cifar10_root), *backbone)
+    assert "mAP@all" in output
+
+
+@pytest.mark.parametrize("name", DIGITS_OVERLAYS)
+def test_digits_overlay_runs_with_the_demo(name: str, tmp_path: Path) -> None:
+    output = _fit_in_process([EXPERIMENTS / "demo.yaml", EXPERIMENTS / name], tmp_path)
+    assert "mAP@all" in output
+
+
+def test_a_config_runs_alone_in_a_real_subprocess(cifar10_root: Path, tmp_path: Path) -> None:
+    """``hashbench fit --config experiments/dsdh_hswd_64.yaml`` with its own W&B logger (offline)."""
+    result = run_hashbench(
+        "fit", "--config", "experiments/dsdh_hswd_64.yaml", "--trainer.fast_dev_run", "1",
+        "--trainer.default_root_dir", tmp_path, *_cifar10_args(cifar10_root), *VGG11_RANDOM,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "mAP@all" in result.stdout
