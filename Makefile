@@ -17,8 +17,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/hashbench fit --config experiments/demo.yaml
 
+# One torch thread per process: test subprocesses (DDP ranks, CLI runs) would otherwise oversubscribe 2 cores.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
@@ -85,7 +86,6 @@ class HashingModule(LightningModule):
         self.precision_k = precision_k
         self.hamming_radius = hamming_radius
         self.curves: dict[str, dict[str, list[float]]] = {}
-        self._loss_context: TrainingContext | None = None
 
     @property
     def bits(self) -> int:
@@ -108,11 +108,18 @@ class HashingModule(LightningModule):
             num_train=len(datamodule.train_dataset),  # type: ignore[arg-type]
             multi_label=datamodule.multi_label,
         )
-        if context != self._loss_context:  # fit then validate/test on the same data keeps the loss's state
-            self.loss.setup(context)
-            self._loss_context = context
+        self.loss.setup(context)
         self.val_metric = self._new_metric(datamodule.top_k)
         self.test_metric = self._new_metric(datamodule.top_k)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.loss.context is not None:
+            checkpoint["loss_context"] = asdict(self.loss.context)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Allocate the loss's state before its weights load (``load_from_checkpoint`` has no ``setup``)."""
+        if self.loss.context is None and "loss_context" in checkpoint:
+            self.loss.setup(TrainingContext(**checkpoint["loss_context"]))
 
     def _new_metric(self, top_k: int | None) -> RetrievalMetric:
         return RetrievalMetric(

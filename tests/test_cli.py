@@ -11,6 +11,7 @@ import yaml
 from conftest import EXPERIMENTS, run_hashbench
 
 from hashbench.cli import main
+from hashbench.module import HashingModule
 
 DEMO = EXPERIMENTS / "demo.yaml"
 QUICK = [
@@ -77,6 +78,17 @@ def test_test_from_checkpoint_reproduces_final_metrics(fitted: tuple[Path, str],
     test_metrics = json.loads((_only_run_dir(tmp_path) / "metrics.json").read_text())
     for name in ("mAP@all", "P@100", "P@H<=2", "bit_entropy", "quantization_error"):
         assert test_metrics[f"test/{name}"] == pytest.approx(fit_metrics[f"val/{name}"], abs=1e-6), name
+
+
+def test_load_from_checkpoint_needs_no_arguments(fitted: tuple[Path, str]) -> None:
+    run_dir, _ = fitted
+    checkpoint = json.loads((run_dir / "metrics.json").read_text())["checkpoint"]
+    model = HashingModule.load_from_checkpoint(checkpoint)
+    state = torch.load(checkpoint, weights_only=False)["state_dict"]
+    assert model.bits == 32 and type(model.loss).__name__ == "DPSH"
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, state[name])
+    assert any(name.startswith("loss.") for name in state), "the DPSH code bank is checkpointed"
 
 
 def test_predict_writes_packed_codes_to_the_run_folder(fitted: tuple[Path, str], tmp_path: Path) -> None:
