@@ -15,11 +15,9 @@ import contextlib
 import importlib.util
 import io
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 from conftest import EXPERIMENTS, run_hashbench
 from fakedata import write_fake_cifar10
@@ -100,21 +98,6 @@ def _fit_in_process(configs: list[Path], runs: Path, *extra: str) -> str:
                 f"hashbench fit failed ({error.code}):\n{output.getvalue()[-4000:]}"
             ) from None
     return output.getvalue()
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: with two, torch's OpenMP threads spin when another process holds a core
-    (20× slower on a shared 2-core machine); the thread count also changes the last digits of the mAP."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
-def _restore_run_dir_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HASHBENCH_RUN_DIR", "")  # the CLI sets it; restored after each test
 
 
 # ------------------------------------------------------------------------------------- current

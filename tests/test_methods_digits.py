@@ -11,11 +11,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 from conftest import EXPERIMENTS
 
 from hashbench.cli import main
@@ -42,21 +40,6 @@ MEASURED = {  # mAP@all on the digits demo protocol, 32 bits, one CPU thread (th
 }
 MARGIN = 0.1
 HSWD = ["--model.quantizer", "hashbench.quantizers.HSWD", "--model.quantization_weight", "0.1"]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: with two, torch's OpenMP threads spin when another process holds a core
-    (20× slower on a shared 2-core machine); the thread count also changes the last digits of the mAP."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
-def _restore_run_dir_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HASHBENCH_RUN_DIR", "")  # the CLI sets it; restored after each test
 
 
 @pytest.mark.parametrize(("method", "quantizer"), list(MEASURED), ids=lambda value: str(value))
