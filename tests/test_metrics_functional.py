@@ -387,7 +387,7 @@ def test_ranking_pass_paths(monkeypatch, slack, workers, sort_db):
     from hashbench.metrics.packing import as_pm1, normalize_labels
 
     monkeypatch.setattr(ranking, "_BIG_BUCKET_SLACK", slack)
-    monkeypatch.setattr(ranking, "_PREFIX_MARGIN", 0)
+    monkeypatch.setattr(ranking, "_BLOCK_COLUMNS", 37)  # many blocks: the prefix scan stops early
     calls = []
     fill = ranking._bucket_prefix
     monkeypatch.setattr(ranking, "_bucket_prefix", lambda *a: calls.append(1) or fill(*a))
@@ -420,6 +420,7 @@ def test_backends_and_label_paths_agree(monkeypatch, int8, use_numpy, fused_labe
         monkeypatch.setattr(ranking, "_MAX_FUSED_CLASSES", 0)
         monkeypatch.setattr(ranking, "_MAX_FUSED_LABELS", 0)
     monkeypatch.setattr(ranking, "_BIG_BUCKET_SLACK", 0)
+    monkeypatch.setattr(ranking, "_BLOCK_COLUMNS", 64)
     for case in (dict(m=12, multi=True), dict(m=5, multi=False)):
         qc, ql, xc, xl = make_case(**case)
         for k, pk in [(None, 300), (40, 9)]:
@@ -446,3 +447,21 @@ def test_degenerate_sizes():
         mean_average_precision(qc, ql, xc, xl, top_k=0)
     with pytest.raises(ValueError, match="same number of rows"):
         mean_average_precision(qc, ql[:2], xc, xl)
+
+
+def test_worker_threads_under_inference_mode():
+    """Lightning evaluates under torch.inference_mode; the worker threads must not trip over it."""
+    from hashbench.metrics import ranking
+    from hashbench.metrics.packing import as_pm1, normalize_labels
+
+    qc, ql, xc, xl = make_case(q=23, n=300, m=12, multi=True, seed=8)
+    with torch.inference_mode():
+        q, _ = as_pm1(qc)
+        x, _ = as_pm1(xc)
+        yq, yx, single = normalize_labels(ql, xl)
+        for ties in ("index", "expected"):
+            res = ranking.ranking_pass(q, yq, x, yx, single, 50, 10, ties=ties, chunk_size=4, workers=2)
+            assert res.ap.shape == (23,)
+    assert res.ap.tolist() == pytest.approx(
+        ranking.ranking_pass(q, yq, x, yx, single, 50, 10, ties="expected").ap.tolist(), abs=1e-12
+    )

@@ -1,26 +1,28 @@
 """The single, chunked Hamming-ranking pass from which every retrieval figure is computed.
 
-Method (exact, no ``Q×N`` float matrix, no full sort, memory bounded by the chunk):
+Method (exact; no ``Q×N`` float matrix, no full sort; memory bounded by the chunk):
 
-1. **Scores.** For a chunk of ``B`` queries one integer matrix product gives, for every query–item
-   pair, ``v = W·d + L``: ``d`` the Hamming distance (from ``q·x = m − 2d`` on ±1 codes), ``L`` the
-   number of shared labels (label columns appended to the codes), ``W`` a power of two above any
-   ``L``; so ``d = v >> log2 W`` and *relevant* ⟺ ``v & (W−1) ≠ 0``. On CPU it is an int8 GEMM
-   with int32 output (``torch._int_mm``, VNNI): exact by construction and the fastest distance
-   kernel on this hardware (faster than popcount on packed words, see ``benchmarks/eval_speed.py``).
-   Elsewhere it is a float64 GEMM, exact for these small integers whatever the TF32 settings.
-2. **Histogram.** A ``bincount`` of each query's row of ``v`` counts relevant and irrelevant items
-   at each distance 0..m: P@H≤r, the empty-ball rate, the PR curve, the Hamming
-   histograms, and the tie-aware AP (closed form per distance bucket) all follow from these counts.
-3. **Top K with ties by index.** From the counts, the bucket ``D`` holding rank ``K`` is known; the
-   items with ``d ≤ D`` are extracted in database order (when bucket ``D`` is huge, only its first
-   ``K − #{d < D}`` items, found in a prefix of the database), and a stable radix sort of the small
-   keys ``(query, d)`` (numpy, uint16) yields the exact ranking: ascending distance, ties by database
-   index. For ``K = N`` each row is radix-sorted by ``d`` (uint8) directly. AP is then summed over the
-   relevant positions only.
+1. **Scores.** For a chunk of up to 128 queries and a block of database columns, one integer matrix
+   product gives, for every query–item pair, ``v = W·d + L``: ``d`` the Hamming distance (from
+   ``q·x = m − 2d`` on ±1 codes), ``L`` the number of shared labels (label columns appended to the
+   codes), ``W`` a power of two above any ``L``; so ``d = v >> log2 W`` and *relevant* ⟺
+   ``v & (W−1) ≠ 0``. On CPU it is an int8 GEMM with int32 output (``torch._int_mm``, VNNI): exact by
+   construction and by far the fastest distance kernel there (faster than popcount on packed words,
+   see ``benchmarks/eval_speed.py``). Elsewhere a float64 GEMM, exact for these small integers
+   whatever the TF32 settings.
+2. **Histogram** (pass 1 over the column blocks). A ``bincount`` per block counts, per query,
+   relevant and irrelevant items at each distance 0..m: P@H≤r, the empty-ball rate, the PR curve,
+   the Hamming histograms, and the tie-aware AP (closed form per distance bucket) follow.
+3. **Top K, ties by index** (pass 2). The bucket ``D`` holding rank ``K`` is read off the counts; the
+   scores are recomputed block by block (cheaper than keeping them: memory traffic costs more than
+   the int8 GEMM) and the items with ``d ≤ D`` extracted in database order (when bucket ``D`` is huge,
+   only its first ``K − #{d < D}`` items, scanning blocks until found). A stable radix sort of the
+   small keys ``(query, d)`` (numpy, uint16) yields the exact ranking: ascending distance, ties by
+   database index. For ``K = N`` each row is radix-sorted by ``d`` (uint8) instead.
 
+Column blocks keep a chunk's scores in cache between the GEMM, the bincount and the extraction.
 Chunks are processed by one thread per core, each running single-threaded torch/numpy ops (which
-release the GIL); bincount and the radix sort are serial kernels, so this beats intra-op threading.
+release the GIL): bincount and the radix sort are serial kernels, so this beats intra-op threading.
 """
 
 from __future__ import annotations
@@ -36,14 +38,15 @@ from torch import Tensor
 
 __all__ = ["RankingResult", "expected_ap", "expected_hits", "ranking_pass"]
 
-# queries per chunk (the int8 GEMM is efficient from ~64 on); caps on the chunk's (B, N) score buffer
-# and on its B × K candidate arrays
+# queries per chunk (the int8 GEMM is efficient from ~64 on); caps on a chunk's B × N score buffer
+# (kept only when whole rows are sorted, K = N) and on its B × K candidate arrays
 _CHUNK_QUERIES = 128
 _CHUNK_ELEMENTS = 1 << 24
 _CHUNK_CANDIDATES = 1 << 22
+# database columns per block on CPU: a chunk's block of scores stays in cache between passes
+_BLOCK_COLUMNS = 8192
 # a cut bucket this much larger than twice what is taken from it is scanned by prefix, not extracted
 _BIG_BUCKET_SLACK = 4096
-_PREFIX_MARGIN = 1024
 # labels enter the GEMM (one-hot / multi-hot columns) unless there are too many classes or labels
 _MAX_FUSED_CLASSES = 256
 _MAX_FUSED_LABELS = 127
@@ -133,20 +136,30 @@ class _Scorer:
             b = torch.nn.functional.pad(b, (0, pad))
         self.a = a.contiguous()
         self.b_t = b.t().contiguous()
+        self._blocks: dict[tuple[int, int], Tensor] = {}
 
-    def scores(self, s: int, e: int, out: Tensor | None = None) -> Tensor:
-        """``W*d + L`` for queries ``s:e`` as int32 ``(e-s, N)``."""
-        if self.int8:
-            v = torch._int_mm(self.a[s:e], self.b_t, out=out) if out is not None else None
-            if v is None:
-                v = torch._int_mm(self.a[s:e], self.b_t)
+    def scores(
+        self, rows: slice | Tensor, c0: int = 0, c1: int | None = None, out: Tensor | None = None
+    ) -> Tensor:
+        """``W*d + L`` for the queries ``rows`` and database items ``c0:c1`` as int32 ``(rows, c1-c0)``."""
+        c1 = self.n if c1 is None else c1
+        a = self.a[rows]
+        if c0 == 0 and c1 == self.n:
+            b_t = self.b_t
         else:
-            v = torch.mm(self.a[s:e], self.b_t).round_().to(torch.int32)
+            key = (c0, c1)
+            b_t = self._blocks.get(key)
+            if b_t is None:  # contiguous copy of the block's columns, kept for the second pass
+                b_t = self._blocks[key] = self.b_t[:, c0:c1].contiguous()
+        if self.int8:
+            v = torch._int_mm(a, b_t, out=out) if out is not None else torch._int_mm(a, b_t)
+        else:
+            v = torch.mm(a, b_t).round_().to(torch.int32)
         if self.separate_labels:
             if self.yq.dim() == 1:
-                rel = self.yq[s:e, None] == self.yx[None, :]
+                rel = self.yq[rows, None] == self.yx[None, c0:c1]
             else:
-                rel = (self.yq[s:e] @ self.yx.t()) > 0
+                rel = (self.yq[rows] @ self.yx[c0:c1].t()) > 0
             v += rel
         return v
 
@@ -191,29 +204,26 @@ def _sorted_rows(keys: Tensor, values: Tensor) -> Tensor:
 
 
 def _ap_from_sorted(rel: Tensor, k: int, pk: int) -> tuple[Tensor, Tensor]:
-    """AP@k and hits@pk of rows of relevance flags (nonzero = relevant) in ranking order; visits the
-    relevant positions only."""
-    b = rel.shape[0]
+    """AP@k and hits@pk of rows of relevance flags (nonzero = relevant) in ranking order.
+
+    ``AP = (1/R) Σ_i rel_i · cum_i / i`` with ``cum_i`` the relevant items in ranks 1..i: a cumulative
+    sum and a matrix–vector product with ``1/i``, in float64.
+    """
     if _numpy(rel):
-        r = rel.numpy()
-        top = np.ascontiguousarray(r[:, :k])
-        flat = np.flatnonzero(top)
-        rows = flat // k
-        n_rel = np.bincount(rows, minlength=b)
-        start = np.cumsum(n_rel) - n_rel
-        hit_no = np.arange(flat.size) - start[rows] + 1.0  # relevant items up to this one
-        ap_sum = np.bincount(rows, weights=hit_no / (flat - rows * k + 1.0), minlength=b)
+        r = rel.numpy()[:, :k] != 0
+        cum = np.cumsum(r, axis=1, dtype=np.float64)
+        n_rel = cum[:, -1].copy()
+        cum *= r
+        ap_sum = cum @ (1.0 / np.arange(1, k + 1, dtype=np.float64))
         ap = np.where(n_rel > 0, ap_sum / np.maximum(n_rel, 1), 0.0)
-        hits = np.count_nonzero(r[:, :pk], axis=1).astype(np.float64)
+        hits = np.count_nonzero(rel.numpy()[:, :pk], axis=1).astype(np.float64)
         return torch.from_numpy(ap), torch.from_numpy(hits)
-    rel = rel != 0
-    top = rel[:, :k]
-    n_rel = top.sum(1)
-    cum = torch.cumsum(top, 1, dtype=torch.float64)
-    ranks = torch.arange(1, top.shape[1] + 1, dtype=torch.float64, device=rel.device)
-    ap_sum = torch.where(top, cum / ranks, 0.0).sum(1)
+    r = rel[:, :k] != 0
+    cum = torch.cumsum(r, 1, dtype=torch.float64)
+    n_rel = cum[:, -1]
+    ap_sum = (cum * r) @ (1.0 / torch.arange(1, k + 1, dtype=torch.float64, device=rel.device))
     ap = torch.where(n_rel > 0, ap_sum / n_rel.clamp(min=1), 0.0)
-    return ap, rel[:, :pk].sum(1, dtype=torch.float64)
+    return ap, (rel[:, :pk] != 0).sum(1, dtype=torch.float64)
 
 
 # ----------------------------------------------------------------------------- the pass
@@ -252,7 +262,9 @@ def ranking_pass(
     device = query_codes.device
     scorer = _Scorer(query_codes, query_labels, database_codes, database_labels, single)
     if chunk_size is None:
-        chunk_size = min(q_n, _CHUNK_QUERIES, _CHUNK_ELEMENTS // n, _CHUNK_CANDIDATES // max(k, pk))
+        chunk_size = min(q_n, _CHUNK_QUERIES, _CHUNK_CANDIDATES // max(k, pk))
+        if ties == "index" and max(k, pk) == n:  # rows sorted whole: the (B, N) scores are kept
+            chunk_size = min(chunk_size, _CHUNK_ELEMENTS // n)
     # sort keys query*(m+1) + d must fit 16 bits; bincount bins query*W*(m+1) + ... must fit int32
     chunk_size = max(1, min(chunk_size, 65535 // (m + 1), (2**31 - 1) // (scorer.w * (m + 1))))
     out = RankingResult(
@@ -275,19 +287,14 @@ def ranking_pass(
             run_chunk(chunk)
 
     def run_chunk(chunk: tuple[int, int]) -> None:
-        s, e = chunk
         bufs = None
-        if device.type == "cpu" and e - s == chunk_size:  # reuse buffers: no page faults per chunk
+        if device.type == "cpu":  # per-thread buffers, reused: no page faults per block
             bufs = getattr(local, "bufs", None)
             if bufs is None:
-                shape = (chunk_size, n)
-                bufs = local.bufs = (
-                    torch.empty(shape, dtype=torch.int32),
-                    torch.empty(shape, dtype=torch.bool),
-                )
-        _chunk(scorer, s, e, k, pk, ties, harmonic, out, bufs)
+                bufs = local.bufs = {}
+        _chunk(scorer, *chunk, k, pk, ties, harmonic, out, bufs)
 
-    if workers is None:  # one per core, capped: each holds a (B, N) score buffer
+    if workers is None:  # one per core, capped: each holds its own score buffers
         workers = min(torch.get_num_threads(), _MAX_WORKERS) if device.type == "cpu" else 1
     workers = max(1, min(workers, len(chunks)))
     if workers == 1:
@@ -303,6 +310,12 @@ def ranking_pass(
     return out
 
 
+def _blocks(n: int, device: torch.device) -> list[tuple[int, int]]:
+    """Column blocks of the database: small enough that a chunk's scores stay in cache (CPU)."""
+    c = _BLOCK_COLUMNS if device.type == "cpu" else n
+    return [(c0, min(n, c0 + c)) for c0 in range(0, n, c)]
+
+
 def _chunk(
     scorer: _Scorer,
     s: int,
@@ -312,41 +325,94 @@ def _chunk(
     ties: str,
     harmonic: Tensor | None,
     out: RankingResult,
-    bufs: tuple[Tensor, Tensor] | None,
+    bufs: dict | None,
 ) -> None:
     """Queries ``s:e``: distance/relevance histogram, then AP@k and hits@pk, written into ``out``.
 
     Scores ``v[j, i] = W*d + L`` for query j and item i: ``v >> log2(W)`` is the distance and
-    ``v & (W-1)`` is nonzero iff relevant.
+    ``v & (W-1)`` is nonzero iff relevant. For the top K the database is scanned twice, block by
+    block (the scores are recomputed rather than kept: the int8 GEMM is cheaper than memory traffic):
+    first for the histogram, then, knowing the cut, to extract the candidates.
     """
     m, n = scorer.bits, scorer.n
     w, log_w = scorer.w, scorer.log_w
     b = e - s
-    v = scorer.scores(s, e, out=None if bufs is None else bufs[0])  # (b, N) int32: W*d + L
-    device = v.device
-    h = _row_histograms(v, w * (m + 1)).view(b, m + 1, w)
-    hist = out.hist[s:e]
-    hist[:, :, 0] = h[..., 0]
-    hist[:, :, 1] = h[..., 1:].sum(-1)
-    if ties == "expected":
-        n_d = hist.sum(2).double()
-        r_d = hist[:, :, 1].double()
-        out.ap[s:e] = expected_ap(n_d, r_d, k, harmonic)
-        out.hits[s:e] = expected_hits(n_d, r_d, pk)
-        return
+    bins = w * (m + 1)
     k_max = max(k, pk)
-    if k_max == n:  # the whole database: a stable (radix) sort of each row by distance
+    device = scorer.a.device
+    rows = slice(s, e)
+    if ties == "index" and k_max == n:  # the whole database: a stable (radix) sort of each row
+        v = scorer.scores(rows, out=_buffer(bufs, "full", (b, n), torch.int32))
+        h = _row_histograms(v, bins).view(b, m + 1, w)
+        _store_hist(out, s, e, h)
         d = (v >> log_w).to(torch.uint8 if m < 256 else torch.int16)
         out.ap[s:e], out.hits[s:e] = _ap_from_sorted(_sorted_rows(d, v) & (w - 1), k, pk)
         return
-    mask = None if bufs is None else bufs[1]
-    vc, query, counts = _candidates(v, h.sum(-1), k_max, log_w, w, mask)
-    # sort the candidates by (query, distance); stable, so equal distances stay in database order
-    order = _stable_argsort(query * (m + 1) + (vc >> log_w))
-    start = torch.cumsum(counts, 0) - counts
+    blocks = _blocks(n, device)
+    off = (torch.arange(b, dtype=torch.int32, device=device) * bins)[:, None]
+    counts = torch.zeros(b * bins, dtype=torch.int64, device=device)
+    for c0, c1 in blocks:  # pass 1: histogram
+        v = scorer.scores(rows, c0, c1, out=_buffer(bufs, "block", (b, c1 - c0), torch.int32))
+        v += off  # query j's values in [j*bins, (j+1)*bins)
+        counts += torch.bincount(v.view(-1), minlength=b * bins)
+    h = counts.view(b, m + 1, w)
+    _store_hist(out, s, e, h)
+    if ties == "expected":
+        n_d = out.hist[s:e].sum(2).double()
+        r_d = out.hist[s:e, :, 1].double()
+        out.ap[s:e] = expected_ap(n_d, r_d, k, harmonic)
+        out.hits[s:e] = expected_hits(n_d, r_d, pk)
+        return
+    # pass 2: the candidates for the top k_max, in database order within each query
+    n_d = h.sum(-1)
+    cum = torch.cumsum(n_d, 1)
+    dcut = (cum < k_max).sum(1)  # bucket holding rank k_max
+    n_cut = n_d.gather(1, dcut[:, None]).squeeze(1)
+    n_before = cum.gather(1, dcut[:, None]).squeeze(1) - n_cut  # items with d < dcut (< k_max)
+    t = k_max - n_before  # items taken from bucket dcut (1..n_cut)
+    # normally all of bucket dcut is extracted and the stable sort puts its first t first; when it is
+    # much larger than t, only its first t items are collected, scanning blocks until enough
+    big = n_cut > 2 * t + _BIG_BUCKET_SLACK
+    lo = off[:, 0] + (dcut << log_w).to(torch.int32)  # v < lo  <=>  d < dcut
+    thr = torch.where(big, lo, lo + w)[:, None]  # v < lo + w  <=>  d <= dcut
+    pieces = []
+    for c0, c1 in blocks:
+        v = scorer.scores(rows, c0, c1, out=_buffer(bufs, "block", (b, c1 - c0), torch.int32))
+        v += off
+        mask = _less(v, thr, _buffer(bufs, "mask", (b, c1 - c0), torch.bool))
+        pieces.append(_take(v, _flatnonzero(mask)))
+    if bool(big.any()):
+        pieces.append(_bucket_prefix(scorer, s, big, lo - off[:, 0], w, t, off[:, 0], blocks))
+    vc = torch.cat(pieces)
+    # sort by (query, distance) = vc >> log2(W); stable: database order within a distance
+    order = _stable_argsort(vc >> log_w)
+    sizes = torch.where(big, k_max, n_before + n_cut)
+    start = torch.cumsum(sizes, 0) - sizes
     first = (start[:, None] + torch.arange(k_max, device=device)[None, :]).view(-1)
     top = _take(vc, _take(order, first)).view(b, k_max)
     out.ap[s:e], out.hits[s:e] = _ap_from_sorted(top & (w - 1), k, pk)
+
+
+def _buffer(bufs: dict, name: str, shape: tuple[int, int], dtype: torch.dtype) -> Tensor | None:
+    """A reusable per-thread buffer (no page faults per block); None where buffers are not kept."""
+    if bufs is None:
+        return None
+    buf = bufs.get(name)
+    size = shape[0] * shape[1]
+    if buf is None or buf.numel() < size:
+        buf = bufs[name] = torch.empty(size, dtype=dtype)
+    return buf[:size].view(shape)
+
+
+def _store_hist(out: RankingResult, s: int, e: int, h: Tensor) -> None:
+    out.hist[s:e, :, 0] = h[..., 0]
+    out.hist[s:e, :, 1] = h[..., 1:].sum(-1)
+
+
+def _less(v: Tensor, thr: Tensor, out: Tensor | None) -> Tensor:
+    if _numpy(v):  # numpy's comparison is vectorised (several times faster than torch.lt here)
+        return torch.from_numpy(np.less(v.numpy(), thr.numpy(), out=None if out is None else out.numpy()))
+    return torch.lt(v, thr, out=out)
 
 
 def _row_histograms(v: Tensor, bins: int) -> Tensor:
@@ -357,63 +423,36 @@ def _row_histograms(v: Tensor, bins: int) -> Tensor:
     return torch.bincount((v + off).view(-1), minlength=v.shape[0] * bins).view(-1, bins)
 
 
-def _candidates(
-    v: Tensor, n_d: Tensor, k_max: int, log_w: int, w: int, mask: Tensor | None
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Scores of the items that can be in a query's top ``k_max``, in database order per query.
-
-    Items with ``d < D`` (``D``: the bucket holding rank ``k_max``) are all in; of bucket ``D`` only the
-    first ``t = k_max - #{d < D}`` in database order matter. Normally the whole of bucket ``D`` is
-    extracted (the stable sort then puts its first ``t`` first). When bucket ``D`` is much larger than
-    ``t``, just its first ``t`` items are looked for, in a prefix of the database. Returns the scores
-    and query of each candidate (flat; in database order within a query and distance) and the number
-    of candidates per query.
-    """
-    cum = torch.cumsum(n_d, 1)
-    dcut = (cum < k_max).sum(1)  # bucket holding rank k_max
-    n_cut = n_d.gather(1, dcut[:, None]).squeeze(1)
-    n_before = cum.gather(1, dcut[:, None]).squeeze(1) - n_cut  # items with d < dcut (< k_max)
-    t = k_max - n_before  # items taken from bucket dcut (1..n_cut)
-    lo = (dcut << log_w).to(torch.int32)  # v < lo  <=>  d < dcut
-    hi = lo + w  # v < hi  <=>  d <= dcut
-    big = n_cut > 2 * t + _BIG_BUCKET_SLACK
-    thr = torch.where(big, lo, hi)[:, None]
-    if _numpy(v):  # numpy's comparison is vectorised (several times faster than torch.lt here)
-        mask = torch.from_numpy(np.less(v.numpy(), thr.numpy(), out=None if mask is None else mask.numpy()))
-    else:
-        mask = torch.lt(v, thr, out=mask)
-    flat = _flatnonzero(mask)
-    vc, query = _take(v, flat), flat // v.shape[1]
-    if not bool(big.any()):
-        return vc, query, n_before + n_cut
-    vc_big, query_big = _bucket_prefix(v, big.nonzero()[:, 0], lo, hi, t, n_cut)
-    return torch.cat([vc, vc_big]), torch.cat([query, query_big]), torch.where(big, k_max, n_before + n_cut)
-
-
 def _bucket_prefix(
-    v: Tensor, todo: Tensor, lo: Tensor, hi: Tensor, t: Tensor, n_cut: Tensor
-) -> tuple[Tensor, Tensor]:
-    """Scores (and queries) of the first ``t[j]`` items of the cut bucket of each query ``j`` in
-    ``todo``, found by scanning a prefix of the database wide enough if the bucket is spread evenly,
-    then the whole database for the queries still short."""
-    n = v.shape[1]
-    frac = (t[todo].double() / n_cut[todo].double()).max().item()
-    lim = min(n, int(frac * n * 1.25) + _PREFIX_MARGIN)
-    found_v, found_q = [], []
-    while todo.numel():
-        sub = v[todo, :lim]
-        in_bucket = (sub >= lo[todo, None]) & (sub < hi[todo, None])
-        flat = _flatnonzero(in_bucket)  # by query, database order within
-        col = flat // lim
-        found = torch.bincount(col, minlength=todo.numel())
-        ok = (found >= t[todo]) | (lim >= n)
-        rank = torch.arange(col.numel(), device=col.device) - (torch.cumsum(found, 0) - found)[col]
-        take = ok[col] & (rank < t[todo][col])
-        found_v.append(_take(sub, flat[take]))
-        found_q.append(todo[col[take]])
-        todo = todo[~ok]
-        lim = n
-    return torch.cat(found_v), torch.cat(found_q)
+    scorer: _Scorer,
+    s: int,
+    big: Tensor,
+    lo: Tensor,
+    w: int,
+    t: Tensor,
+    off: Tensor,
+    blocks: list[tuple[int, int]],
+) -> Tensor:
+    """Offset scores of the first ``t[j]`` items (database order) of the cut bucket, values in
+    ``[lo[j], lo[j] + w)``, of each query ``j`` with ``big[j]``: blocks are scanned in order, and only
+    for the queries still short of ``t[j]``."""
+    todo = big.nonzero()[:, 0]
+    need = t[todo].clone()
+    found = []
+    for c0, c1 in blocks:
+        if todo.numel() == 0:
+            break
+        v = scorer.scores(todo + s, c0, c1)
+        in_bucket = (v >= lo[todo, None]) & (v < lo[todo, None] + w)
+        flat = _flatnonzero(in_bucket.contiguous())  # by query, database order within
+        row = flat // (c1 - c0)
+        cnt = torch.bincount(row, minlength=todo.numel())
+        rank = torch.arange(row.numel(), device=row.device) - (torch.cumsum(cnt, 0) - cnt)[row]
+        take = rank < need[row]
+        found.append(_take(v, flat[take]) + off[todo[row[take]]])
+        need = need - torch.minimum(cnt, need)
+        todo, need = todo[need > 0], need[need > 0]
+    return torch.cat(found)
 
 
 # ----------------------------------------------------------------------------- tie-aware AP
