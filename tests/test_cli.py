@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,25 @@ def _only_run_dir(root: Path) -> Path:
     runs = [p for p in root.glob("*/*") if p.is_dir()]
     assert len(runs) == 1, runs
     return runs[0]
+
+
+def from_checkpoint(
+    subcommand: str, run_dir: Path, root: Path, *extra: object
+) -> subprocess.CompletedProcess:
+    """``hashbench <subcommand>`` on a finished run's config and checkpoint, logger off, runs in ``root``."""
+    checkpoint = json.loads((run_dir / "metrics.json").read_text())["checkpoint"]
+    return run_hashbench(
+        subcommand,
+        "--config",
+        run_dir / "config.yaml",
+        "--ckpt_path",
+        checkpoint,
+        "--trainer.default_root_dir",
+        root,
+        "--trainer.logger",
+        "false",
+        *extra,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -63,17 +83,7 @@ def test_fit_writes_run_folder_and_prints_metric_table(fitted: tuple[Path, str])
 def test_test_from_checkpoint_reproduces_final_metrics(fitted: tuple[Path, str], tmp_path: Path) -> None:
     run_dir, _ = fitted
     fit_metrics = json.loads((run_dir / "metrics.json").read_text())
-    result = run_hashbench(
-        "test",
-        "--config",
-        run_dir / "config.yaml",
-        "--ckpt_path",
-        fit_metrics["checkpoint"],
-        "--trainer.default_root_dir",
-        tmp_path,
-        "--trainer.logger",
-        "false",
-    )
+    result = from_checkpoint("test", run_dir, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     test_metrics = json.loads((_only_run_dir(tmp_path) / "metrics.json").read_text())
     for name in ("mAP@all", "P@100", "P@H<=2", "bit_entropy", "quantization_error"):
@@ -93,18 +103,7 @@ def test_load_from_checkpoint_needs_no_arguments(fitted: tuple[Path, str]) -> No
 
 def test_predict_writes_packed_codes_to_the_run_folder(fitted: tuple[Path, str], tmp_path: Path) -> None:
     run_dir, _ = fitted
-    checkpoint = json.loads((run_dir / "metrics.json").read_text())["checkpoint"]
-    result = run_hashbench(
-        "predict",
-        "--config",
-        run_dir / "config.yaml",
-        "--ckpt_path",
-        checkpoint,
-        "--trainer.default_root_dir",
-        tmp_path,
-        "--trainer.logger",
-        "false",
-    )
+    result = from_checkpoint("predict", run_dir, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     saved = torch.load(_only_run_dir(tmp_path) / "codes.pt")
     assert saved["bits"] == 32
@@ -116,22 +115,16 @@ def test_ddp_test_with_two_gloo_ranks_equals_one_process(fitted: tuple[Path, str
     """Uneven shards (797 database items on 2 ranks) exercise the dedup of DistributedSampler's padding."""
     run_dir, _ = fitted
     fit_metrics = json.loads((run_dir / "metrics.json").read_text())
-    result = run_hashbench(
+    result = from_checkpoint(
         "test",
-        "--config",
-        run_dir / "config.yaml",
-        "--ckpt_path",
-        fit_metrics["checkpoint"],
+        run_dir,
+        tmp_path,
         "--trainer.accelerator",
         "cpu",
         "--trainer.devices",
         "2",
         "--trainer.strategy",
         "ddp",
-        "--trainer.default_root_dir",
-        tmp_path,
-        "--trainer.logger",
-        "false",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "MEMBER: 2/2" in result.stderr, "two processes must have run"
