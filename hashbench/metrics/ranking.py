@@ -2,7 +2,7 @@
 
 Method (exact; no ``Q×N`` float matrix, no full sort; memory bounded by the chunk):
 
-1. **Scores.** For a chunk of up to 128 queries and a block of database columns, one integer matrix
+1. **Scores.** For a chunk of up to 64 queries and a block of database columns, one integer matrix
    product gives, for every query–item pair, ``v = W·d + L``: ``d`` the Hamming distance (from
    ``q·x = m − 2d`` on ±1 codes), ``L`` the number of shared labels (label columns appended to the
    codes), ``W`` a power of two above any ``L``; so ``d = v >> log2 W`` and *relevant* ⟺
@@ -38,13 +38,14 @@ from torch import Tensor
 
 __all__ = ["RankingResult", "expected_ap", "expected_hits", "ranking_pass"]
 
-# queries per chunk (the int8 GEMM is efficient from ~64 on); caps on a chunk's B × N score buffer
-# (kept only when whole rows are sorted, K = N) and on its B × K candidate arrays
-_CHUNK_QUERIES = 128
+# queries per chunk and database columns per block (CPU), tuned on 2 cores so that both workers'
+# blocks stay in cache between the GEMM, the bincount and the extraction (the int8 GEMM is efficient
+# from ~64 queries on); caps on a chunk's B × N score buffer (kept only when whole rows are sorted,
+# K = N) and on its B × K candidate arrays
+_CHUNK_QUERIES = 64
+_BLOCK_COLUMNS = 4096
 _CHUNK_ELEMENTS = 1 << 24
 _CHUNK_CANDIDATES = 1 << 22
-# database columns per block on CPU: a chunk's block of scores stays in cache between passes
-_BLOCK_COLUMNS = 8192
 # a cut bucket this much larger than twice what is taken from it is scanned by prefix, not extracted
 _BIG_BUCKET_SLACK = 4096
 # labels enter the GEMM (one-hot / multi-hot columns) unless there are too many classes or labels
