@@ -120,6 +120,15 @@ def ref_expected_ap(d, r, k):
 # ----------------------------------------------------------------------------- data
 
 
+@pytest.fixture(autouse=True, params=["compiled", "torch"])
+def backend(request, monkeypatch):
+    """Every test runs on both engines: the compiled CPU pass and the torch pass (the CUDA path)."""
+    from hashbench.metrics import ranking
+
+    monkeypatch.setattr(ranking, "_BACKEND", request.param)
+    return request.param
+
+
 def make_case(q=25, n=300, m=12, c=5, multi=False, seed=0, continuous=False):
     """Random codes with few bits (many ties); some queries with no relevant database item."""
     g = torch.Generator().manual_seed(seed)
@@ -378,58 +387,43 @@ def _per_query_ref(qc, ql, xc, xl, k, pk):
     return aps, hits
 
 
-@pytest.mark.parametrize("slack", [0, 10**9])
 @pytest.mark.parametrize("workers", [1, 2])
-@pytest.mark.parametrize("sort_db", [False, True])
-def test_ranking_pass_paths(monkeypatch, slack, workers, sort_db):
-    """Chunking, worker threads and the prefix scan for big cut buckets all give the exact ranking."""
-    from hashbench.metrics import ranking
-    from hashbench.metrics.packing import as_pm1, normalize_labels
+@pytest.mark.parametrize(
+    "case",
+    [
+        dict(q=7, n=2503, m=5, multi=True, seed=4),  # several 1,024-item blocks, a ragged last one
+        dict(q=9, n=211, m=70, c=70, multi=True, seed=5),  # two 64-bit code words, two label words
+        dict(q=9, n=211, m=130, c=12, multi=False, seed=6),  # three code words, class indices
+    ],
+)
+def test_compiled_ranking_blocks_words_and_threads(monkeypatch, workers, case):
+    """The compiled CPU pass: database blocks, multi-word codes and labels, query chunks on threads."""
+    from hashbench.metrics import ranking_cpu
 
-    monkeypatch.setattr(ranking, "_BIG_BUCKET_SLACK", slack)
-    monkeypatch.setattr(ranking, "_BLOCK_COLUMNS", 37)  # many blocks: the prefix scan stops early
-    calls = []
-    fill = ranking._bucket_prefix
-    monkeypatch.setattr(ranking, "_bucket_prefix", lambda *a: calls.append(1) or fill(*a))
-    qc, ql, xc, xl = make_case(q=23, n=400, m=5, multi=True, seed=4)
-    if sort_db:  # identical codes contiguous: the bucket is not spread evenly over the database
-        order = torch.argsort(pack_codes(xc)[:, 0].long(), stable=True)
-        xc, xl = xc[order], xl[order]
-    q, _ = as_pm1(qc)
-    x, _ = as_pm1(xc)
-    yq, yx, single = normalize_labels(ql, xl)
-    for k, pk in [(30, 7), (5, 60), (400, 10), (None, 399)]:
-        res = ranking.ranking_pass(q, yq, x, yx, single, k, pk, chunk_size=5, workers=workers)
-        ref_ap, ref_hits = _per_query_ref(qc, ql, xc, xl, k or 400, pk)
+    monkeypatch.setattr(ranking_cpu, "_CHUNK_QUERIES", 2)  # several chunks for the threads
+    qc, ql, xc, xl = make_case(**case)
+    n = case["n"]
+    for k, pk in [(30, 7), (5, 60), (n, 10), (None, n - 1)]:
+        res = rank(qc, ql, xc, xl, top_k=k, precision_k=pk)
+        ref_ap, ref_hits = _per_query_ref(qc, ql, xc, xl, k or n, pk)
         assert res.ap.tolist() == pytest.approx(ref_ap, abs=1e-12)
         assert res.hits.tolist() == ref_hits
-    assert bool(calls) == (slack == 0)  # the prefix scan ran exactly when buckets counted as big
 
 
-@pytest.mark.parametrize("int8", [True, False])
-@pytest.mark.parametrize("use_numpy", [True, False])
-@pytest.mark.parametrize("fused_labels", [True, False])
-def test_backends_and_label_paths_agree(monkeypatch, int8, use_numpy, fused_labels):
-    """int8 vs float64 GEMM, numpy vs torch candidate steps (the GPU code path), labels inside the GEMM
-    vs a separate relevance pass: all exact."""
+def test_cuda_path_agrees_with_compiled_path_on_cpu():
+    """The torch engine (used on CUDA) and the compiled CPU engine give the same per-query figures."""
     from hashbench.metrics import ranking
 
-    monkeypatch.setattr(ranking, "_USE_INT8", int8)
-    monkeypatch.setattr(ranking, "_USE_NUMPY", use_numpy)
-    if not fused_labels:
-        monkeypatch.setattr(ranking, "_MAX_FUSED_CLASSES", 0)
-        monkeypatch.setattr(ranking, "_MAX_FUSED_LABELS", 0)
-    monkeypatch.setattr(ranking, "_BIG_BUCKET_SLACK", 0)
-    monkeypatch.setattr(ranking, "_BLOCK_COLUMNS", 64)
-    for case in (dict(m=12, multi=True), dict(m=5, multi=False)):
-        qc, ql, xc, xl = make_case(**case)
-        for k, pk in [(None, 300), (40, 9)]:
-            res = rank(qc, ql, xc, xl, top_k=k, precision_k=pk)
-            ref_ap, ref_hits = _per_query_ref(qc, ql, xc, xl, k or 300, pk)
-            assert res.ap.tolist() == pytest.approx(ref_ap, abs=1e-12)
-            assert res.hits.tolist() == ref_hits
-        prec, empty = precision_within_radius(qc, ql, xc, xl, radius=1, return_empty_fraction=True)
-        assert (float(prec), float(empty)) == pytest.approx(ref_radius(qc, ql, xc, xl, 1), abs=1e-6)
+    qc, ql, xc, xl = make_case(q=31, n=700, m=12, multi=True, seed=9)
+    qp, xp = pack_codes(qc), pack_codes(xc)
+    for ties in ("index", "expected"):
+        a, b = (
+            ranking.ranking_pass(qp, ql, xp, xl, False, 12, 90, 40, ties=ties, backend=backend)
+            for backend in ("compiled", "torch")
+        )
+        assert torch.equal(a.hist, b.hist)
+        assert a.ap.tolist() == pytest.approx(b.ap.tolist(), abs=1e-12)
+        assert torch.equal(a.hits, b.hits)
 
 
 def test_degenerate_sizes():
@@ -452,16 +446,13 @@ def test_degenerate_sizes():
 def test_worker_threads_under_inference_mode():
     """Lightning evaluates under torch.inference_mode; the worker threads must not trip over it."""
     from hashbench.metrics import ranking
-    from hashbench.metrics.packing import as_pm1, normalize_labels
 
     qc, ql, xc, xl = make_case(q=23, n=300, m=12, multi=True, seed=8)
+    qp, xp = pack_codes(qc), pack_codes(xc)
     with torch.inference_mode():
-        q, _ = as_pm1(qc)
-        x, _ = as_pm1(xc)
-        yq, yx, single = normalize_labels(ql, xl)
         for ties in ("index", "expected"):
-            res = ranking.ranking_pass(q, yq, x, yx, single, 50, 10, ties=ties, chunk_size=4, workers=2)
+            res = ranking.ranking_pass(qp, ql, xp, xl, False, 12, 50, 10, ties=ties, workers=2)
             assert res.ap.shape == (23,)
     assert res.ap.tolist() == pytest.approx(
-        ranking.ranking_pass(q, yq, x, yx, single, 50, 10, ties="expected").ap.tolist(), abs=1e-12
+        ranking.ranking_pass(qp, ql, xp, xl, False, 12, 50, 10, ties="expected").ap.tolist(), abs=1e-12
     )

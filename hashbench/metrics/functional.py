@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from hashbench.metrics.packing import as_pm1, normalize_labels
+from hashbench.metrics.packing import as_packed, normalize_labels
 from hashbench.metrics.ranking import RankingResult, ranking_pass
 
 __all__ = [
@@ -34,15 +34,15 @@ def rank(
     bits: int | None = None,
 ) -> RankingResult:
     """One ranking pass over the database for all queries (the engine behind every metric here)."""
-    q, m = as_pm1(query_codes, bits, dtype=torch.int8)  # compact; the ranking casts as it needs
-    x, mx = as_pm1(database_codes, bits if bits is not None else m, dtype=torch.int8)
+    q, m = as_packed(query_codes, bits)
+    x, mx = as_packed(database_codes, bits if bits is not None else m)
     if m != mx:
         raise ValueError(f"query codes have {m} bits, database codes {mx}")
     yq, yx, single = normalize_labels(query_labels, database_labels)
     if yq.shape[0] != q.shape[0] or yx.shape[0] != x.shape[0]:
         raise ValueError("codes and labels must have the same number of rows")
-    yq, yx = yq.to(q.device), yx.to(q.device)
-    return ranking_pass(q, yq, x, yx, single, top_k=top_k, precision_k=precision_k, ties=ties)
+    x, yq, yx = x.to(q.device), yq.to(q.device), yx.to(q.device)
+    return ranking_pass(q, yq, x, yx, single, m, top_k=top_k, precision_k=precision_k, ties=ties)
 
 
 def map_from(result: RankingResult) -> Tensor:

@@ -7,9 +7,15 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from hashbench.metrics.diagnostics import bit_correlation, bit_entropy, code_usage, quantization_angles
+from hashbench.metrics.diagnostics import (
+    bit_balance,
+    bit_correlation,
+    bit_entropy,
+    code_usage,
+    quantization_angles,
+)
 from hashbench.metrics.functional import map_from, pr_from, precision_at_k_from, radius_stats_from
-from hashbench.metrics.packing import pack_codes, unpack_codes
+from hashbench.metrics.packing import pack_codes
 from hashbench.metrics.ranking import ranking_pass
 
 __all__ = ["RetrievalMetric", "dedup_by_index"]
@@ -110,14 +116,13 @@ class RetrievalMetric(Metric):
         _, q_codes, q_labels = dedup_by_index(q_index, q_codes, q_labels)
         _, x_codes, x_labels, angles = dedup_by_index(x_index, x_codes, x_labels, angles)
 
-        q = unpack_codes(q_codes, self.bits, dtype=torch.int8)
-        x = unpack_codes(x_codes, self.bits, dtype=torch.int8)
         res = ranking_pass(
-            q,
+            q_codes,
             q_labels.float(),
-            x,
+            x_codes,
             x_labels.float(),
             single=False,
+            bits=self.bits,
             top_k=self.top_k,
             precision_k=self.precision_k,
             ties=self.ties,
@@ -136,7 +141,7 @@ class RetrievalMetric(Metric):
             "code_usage": code_usage(x_codes, self.bits),
             "curve/pr_precision": pr_p,
             "curve/pr_recall": pr_r,
-            "curve/bit_balance": (x > 0).float().mean(0),
+            "curve/bit_balance": bit_balance(x_codes, self.bits),
             "curve/hamming_hist_relevant": pooled[:, 1],
             "curve/hamming_hist_irrelevant": pooled[:, 0],
         }
