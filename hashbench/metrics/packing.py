@@ -47,10 +47,9 @@ def pack_codes(codes: Tensor) -> Tensor:
 def unpack_codes(packed: Tensor, bits: int, dtype: torch.dtype = torch.float32) -> Tensor:
     """Inverse of :func:`pack_codes`: ``(N, ceil(bits/8))`` uint8 -> ``(N, bits)`` ±1 of ``dtype``."""
     _check_packed(packed, bits)
-    weights = torch.tensor(_BIT_WEIGHTS, dtype=torch.uint8, device=packed.device)
-    b = (packed.unsqueeze(-1) & weights) != 0  # (N, n_bytes, 8)
-    b = b.reshape(packed.shape[0], -1)[:, :bits]
-    return b.to(dtype) * 2 - 1
+    weights = torch.tensor(_BIT_WEIGHTS, device=packed.device)
+    table = torch.where((torch.arange(256, device=packed.device)[:, None] & weights) != 0, 1, -1)
+    return table.to(dtype)[packed.long()].view(packed.shape[0], -1)[:, :bits]  # one gather: (N, bytes, 8)
 
 
 def _check_packed(packed: Tensor, bits: int) -> None:
