@@ -2,6 +2,7 @@
 
     python benchmarks/eval_speed.py            # full table (about a minute or two on 2 cores)
     python benchmarks/eval_speed.py --quick    # smaller reference runs
+    python benchmarks/eval_speed.py --quick --scale 0.01 --repeats 1   # smoke run (tests), not the README's
 
 Every case runs in a fresh subprocess so that its peak memory can be measured: the increase of the
 process's resident set size (RSS, sampled every millisecond from /proc/self/statm by a thread, so it
@@ -139,6 +140,12 @@ class PeakRSS:
 # ----------------------------------------------------------------------------- one case
 
 
+def scaled(case: tuple, scale: float) -> tuple:
+    """The case with ``scale`` × its queries and database items (at least 10 and 100)."""
+    name, nq, nx, *rest = case
+    return (name, max(10, round(nq * scale)), max(100, round(nx * scale)), *rest)
+
+
 def run_case(case, ref_queries: int, repeats: int) -> dict:
     from hashbench.metrics import rank, unpack_codes
 
@@ -189,7 +196,7 @@ def run_case(case, ref_queries: int, repeats: int) -> dict:
         ref_map=float(ref_ap.mean()),
         ours_map_subset=float(res.ap[:ref_queries].mean()),
         max_ap_diff=float(np.abs(res.ap[:ref_queries].numpy() - ref_ap).max()),
-        max_p_diff=float(np.abs((res.hits[:ref_queries] / pk).numpy() - ref_p).max()),
+        max_p_diff=float(np.abs((res.hits[:ref_queries] / res.precision_k).numpy() - ref_p).max()),
         threads=torch.get_num_threads(),
     )
 
@@ -291,6 +298,10 @@ def distance_kernels(nq: int = 256, nx: int = 193_734, bits: int = 64) -> list[t
 # ----------------------------------------------------------------------------- main
 
 
+def _kernel_items(scale: float) -> int:
+    return max(4096, round(193_734 * scale))
+
+
 def _worker(args: list[str]) -> dict:
     out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=False)
     line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
@@ -304,6 +315,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer reference queries")
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per case (the best is reported)")
+    ap.add_argument(
+        "--scale", type=float, default=1.0, help="fraction of every case's queries and database (smoke runs)"
+    )
     ap.add_argument("--case", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--metric-class", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--kernels", action="store_true", help=argparse.SUPPRESS)
@@ -311,13 +325,14 @@ def main() -> None:
     args = ap.parse_args()
     if args.kernels:  # worker process
         torch.set_num_threads(1)
-        print("RESULT " + json.dumps(distance_kernels()), flush=True)
+        print("RESULT " + json.dumps(distance_kernels(nx=_kernel_items(args.scale))), flush=True)
         return
     if args.case is not None:  # worker process
+        case = scaled(CASES[args.case], args.scale)
         if args.metric_class:
-            result = run_metric_class(CASES[args.case])
+            result = run_metric_class(case)
         else:
-            result = run_case(CASES[args.case], args.ref_queries, args.repeats)
+            result = run_case(case, args.ref_queries, args.repeats)
         print("RESULT " + json.dumps(result), flush=True)
         return
 
@@ -325,17 +340,22 @@ def main() -> None:
         f"torch {torch.__version__}, numpy {np.__version__}, {os.cpu_count()} CPUs, "
         f"torch threads {torch.get_num_threads()}; best of {args.repeats} runs; "
         "peak memory = increase of the process RSS during the call; "
-        f"load average at start {os.getloadavg()[0]:.2f}",
+        f"load average at start {os.getloadavg()[0]:.2f}"
+        + (f"; SMOKE RUN: every case scaled by {args.scale}" if args.scale != 1.0 else ""),
         flush=True,
     )
     rows = []
+    scale = ["--scale", str(args.scale)]
     for i, case in enumerate(CASES):
         nus = case[0] == "NUS-WIDE"
-        ref_q = min(case[1], (20 if nus else 100) if args.quick else (100 if nus else 300))
-        rows.append(_worker(["--case", str(i), "--ref-queries", str(ref_q), "--repeats", str(args.repeats)]))
+        ref_q = (20 if nus else 100) if args.quick else (100 if nus else 300)
+        ref_q = min(scaled(case, args.scale)[1], ref_q)
+        rows.append(
+            _worker(["--case", str(i), "--ref-queries", str(ref_q), "--repeats", str(args.repeats), *scale])
+        )
         print(f"# {rows[-1]['name']} {rows[-1]['bits']} bits: {rows[-1]['seconds']:.2f} s", flush=True)
-    metric = _worker(["--case", "0", "--metric-class"])
-    kernels = _worker(["--kernels"])
+    metric = _worker(["--case", "0", "--metric-class", *scale])
+    kernels = _worker(["--kernels", *scale])
 
     head = (
         "| case | queries × database | bits | K | hashbench (s) | other load (cores) | pairs/s "
@@ -365,7 +385,7 @@ def main() -> None:
     print()
     print(
         "Per-pair cost by stage, one thread (the physical floor is one popcount per pair), "
-        "256 × 193,734 pairs, 64 bits, 21 labels:"
+        f"256 × {_kernel_items(args.scale):,} pairs, 64 bits, 21 labels:"
     )
     print()
     print("| kernel (exact) | ns / pair / core | pairs/s / core |")
