@@ -13,7 +13,10 @@ For each query, in database order:
    ``c``-th item met at distance ``d`` has rank ``start[d] + c``, and the ``c_rel``-th relevant one adds
    ``(rstart[d] + c_rel) / (start[d] + c)`` to AP's sum when its rank is within K. One running counter
    per distance holds ``c`` and ``c_rel`` together (low / high 32 bits), so each item costs one
-   read-modify-write; items beyond the bucket holding rank ``max(K, k)`` are skipped.
+   read-modify-write; items beyond the bucket holding rank ``max(K, k)`` are skipped. The ranks are
+   resolved at the end from each relevant item's counter and ``d``, so when most items are candidates
+   (``max(K, k) >= N/2``, e.g. mAP over the whole database) the counting runs during step 1 instead of
+   the histogram, and the final counters are the histogram: one pass.
 
 Query chunks run on a thread pool: the compiled loops release the GIL.
 """
@@ -77,52 +80,88 @@ def _block_codes(q, q_lab, x_t, lab_t, single, b0, b1, dist, rel, out):
 
 
 @numba.njit(nogil=True, cache=True)
-def _count_item(v, base, seen, terms, n_terms):
-    """Count item ``v = 2d + r`` as the next at distance ``d``; if relevant, store its rank ``start[d] + c``
-    plus its relevant rank in the high 32 bits (``base`` and ``seen`` are kept the same way)."""
+def _count_item(v, seen, terms, term_d, n_terms):
+    """Count item ``v = 2d + r`` as the next one met at distance ``d``: ``seen[d]`` holds the items met
+    there (low 32 bits) and the relevant ones (high 32 bits). A relevant item's counter value and ``d``
+    are appended to ``terms``/``term_d`` (branch-free: the slot is reused unless ``r``)."""
     d = v >> 1
     r = v & 1
     c = seen[d] + 1 + (r << 32)
     seen[d] = c
-    terms[n_terms] = c + base[d]
+    terms[n_terms] = c
+    term_d[n_terms] = d
     return n_terms + r
 
 
 @numba.njit(nogil=True, cache=True)
-def _relevant_ranks(codes, v_max, base, seen, terms):
-    """Ranks of the relevant items among ``codes`` (database order) with ``v <= v_max``; returns how many."""
-    seen[:] = 0
-    n_terms = 0
-    if v_max >= 2 * base.shape[0] - 1:  # every item counts (K = N): a loop without the test
-        for i in range(codes.shape[0]):
-            n_terms = _count_item(np.int64(codes[i]), base, seen, terms, n_terms)
-    else:
-        for i in range(codes.shape[0]):
-            if codes[i] <= v_max:
-                n_terms = _count_item(np.int64(codes[i]), base, seen, terms, n_terms)
-    return n_terms
+def _ap_and_hits(terms, term_d, n_terms, base, top_k, precision_k):
+    """AP@top_k and hits@precision_k from the relevant items' counters.
+
+    ``base[d]`` holds the items (low 32 bits) and relevant items (high 32 bits) at distances below ``d``,
+    so ``terms + base[term_d]`` is an item's rank and, in the high bits, its relevant rank."""
+    ap_sum = 0.0
+    n_rel_k = 0
+    n_rel_p = 0
+    for t in range(n_terms):
+        y = terms[t] + base[term_d[t]]
+        rank = y & 0xFFFFFFFF
+        inside = rank <= top_k
+        ap_sum += inside * ((y >> 32) / rank)
+        n_rel_k += inside
+        n_rel_p += rank <= precision_k
+    return (ap_sum / n_rel_k if n_rel_k > 0 else 0.0), n_rel_p
+
+
+@numba.njit(nogil=True, cache=True)
+def _base_and_cut(row, k_max, base):
+    """Fill ``base`` from the histogram ``row`` (bins ``2d + r``); return the largest ``v = 2d + r`` that can
+    be in the top ``k_max`` (the bucket holding rank ``k_max``)."""
+    n_before = 0
+    rel_before = 0
+    v_max = row.shape[0] - 1
+    for d in range(base.shape[0]):
+        base[d] = n_before + (rel_before << 32)
+        n_before += row[2 * d] + row[2 * d + 1]
+        rel_before += row[2 * d + 1]
+        if n_before >= k_max:
+            v_max = min(v_max, 2 * d + 1)
+    return v_max
 
 
 @numba.njit(nogil=True, cache=True)
 def _rank_queries(q, q_lab, x_t, lab_t, single, bits, top_k, precision_k, index_ties, hist, ap, hits):
     """Queries ``q`` ``(B, W)`` uint64 against the database ``x_t`` ``(W, N)``: fills ``hist`` ``(B, 2(m+1))``
-    (bin ``2d + r``), and with ``index_ties`` AP@top_k into ``ap`` and hits@precision_k into ``hits``."""
+    (bin ``2d + r``), and with ``index_ties`` AP@top_k into ``ap`` and hits@precision_k into ``hits``.
+
+    When the top ``max(K, k)`` is at least half the database, every item is counted as it is met (one
+    pass; the counters end as the histogram); otherwise pass 1 histograms the row and keeps it, and
+    pass 2 counts only the items up to the cut.
+    """
     n = x_t.shape[1]
     n_bins = 2 * (bits + 1)
     k_max = max(top_k, precision_k)
+    one_pass = index_ties and 2 * k_max >= n  # most items are candidates: a second pass would not pay
     dist = np.empty(_BLOCK, np.uint16)
     rel = np.empty(_BLOCK, np.uint16)
-    codes = np.empty(n if index_ties else _BLOCK, np.uint16)  # the query's row of 2d + r
+    codes = np.empty(n if index_ties and not one_pass else _BLOCK, np.uint16)  # the row of 2d + r
     terms = np.empty(n if index_ties else 0, np.int64)
+    term_d = np.empty(n if index_ties else 0, np.uint16)
     h4 = np.zeros((4, n_bins), np.int64)
     base = np.zeros(bits + 1, np.int64)
     seen = np.zeros(bits + 1, np.int64)
     for j in range(q.shape[0]):
+        row = hist[j]
         h4[:] = 0
+        seen[:] = 0
+        n_terms = 0
         for b0 in range(0, n, _BLOCK):
             b1 = min(n, b0 + _BLOCK)
-            block = codes[b0:b1] if index_ties else codes[: b1 - b0]
+            block = codes[: b1 - b0] if codes.shape[0] == _BLOCK else codes[b0:b1]
             _block_codes(q[j], q_lab[j], x_t, lab_t, single, b0, b1, dist, rel, block)
+            if one_pass:
+                for i in range(b1 - b0):
+                    n_terms = _count_item(np.int64(block[i]), seen, terms, term_d, n_terms)
+                continue
             n4 = (b1 - b0) // 4 * 4
             for i in range(0, n4, 4):
                 h4[0, block[i]] += 1
@@ -131,34 +170,21 @@ def _rank_queries(q, q_lab, x_t, lab_t, single, bits, top_k, precision_k, index_
                 h4[3, block[i + 3]] += 1
             for i in range(n4, b1 - b0):
                 h4[0, block[i]] += 1
-        row = hist[j]
-        for b in range(n_bins):
-            row[b] = h4[0, b] + h4[1, b] + h4[2, b] + h4[3, b]
+        if one_pass:
+            for d in range(bits + 1):
+                row[2 * d + 1] = seen[d] >> 32
+                row[2 * d] = (seen[d] & 0xFFFFFFFF) - row[2 * d + 1]
+        else:
+            for b in range(n_bins):
+                row[b] = h4[0, b] + h4[1, b] + h4[2, b] + h4[3, b]
         if not index_ties:
             continue
-        # base[d] = items before distance d, plus relevant items before d in the high 32 bits; the
-        # running count per distance is kept the same way, so rank and relevant rank add up in one int
-        n_before = 0
-        rel_before = 0
-        v_max = n_bins - 1  # items beyond the bucket holding rank k_max cannot be in the top k_max
-        for d in range(bits + 1):
-            base[d] = n_before + (rel_before << 32)
-            n_before += row[2 * d] + row[2 * d + 1]
-            rel_before += row[2 * d + 1]
-            if n_before >= k_max:
-                v_max = min(v_max, 2 * d + 1)
-        n_terms = _relevant_ranks(codes, v_max, base, seen, terms)
-        ap_sum = 0.0
-        n_rel_k = 0
-        n_rel_p = 0
-        for t in range(n_terms):
-            rank = terms[t] & 0xFFFFFFFF
-            inside = rank <= top_k
-            ap_sum += inside * ((terms[t] >> 32) / rank)
-            n_rel_k += inside
-            n_rel_p += rank <= precision_k
-        ap[j] = ap_sum / n_rel_k if n_rel_k > 0 else 0.0
-        hits[j] = n_rel_p
+        v_max = _base_and_cut(row, k_max, base)
+        if not one_pass:
+            for i in range(n):
+                if codes[i] <= v_max:
+                    n_terms = _count_item(np.int64(codes[i]), seen, terms, term_d, n_terms)
+        ap[j], hits[j] = _ap_and_hits(terms, term_d, n_terms, base, top_k, precision_k)
 
 
 def _words(bytes_: np.ndarray) -> np.ndarray:
