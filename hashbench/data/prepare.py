@@ -53,6 +53,16 @@ def _existing_output(out: Path, names: Sequence[str], overwrite: bool) -> None:
         )
 
 
+def _list_folders(args: argparse.Namespace, dataset: str, how_to_get: str) -> tuple[Path, Path]:
+    """``(root, out)`` of a list-building command, refusing a missing root and outputs it would replace."""
+    root: Path = args.root.expanduser()
+    if not root.is_dir():
+        raise UserError(f"{dataset}: the data root {root} does not exist. {how_to_get}")
+    out: Path = (args.out or root).expanduser()
+    _existing_output(out, [*LIST_FILES.values(), "classes.txt", "prepare.json"], args.overwrite)
+    return root, out
+
+
 def write_lists(
     out: Path,
     paths: Sequence[str],
@@ -226,14 +236,11 @@ def read_coco(root: Path, annotation_files: Sequence[Path]) -> tuple[list[str], 
 
 def prepare_coco(args: argparse.Namespace) -> None:
     """Build the MS-COCO lists: images with at least one category, seeded query / database / train."""
-    root: Path = args.root.expanduser()
-    if not root.is_dir():
-        raise UserError(
-            f"COCO: the data root {root} does not exist. Download the 2014 train and val images and "
-            f"annotations from {COCO_URL} and extract them there."
-        )
-    out: Path = (args.out or root).expanduser()
-    _existing_output(out, [*LIST_FILES.values(), "classes.txt", "prepare.json"], args.overwrite)
+    root, out = _list_folders(
+        args,
+        "COCO",
+        f"Download the 2014 train and val images and annotations from {COCO_URL} and extract them there.",
+    )
     paths, labels, classes, no_category = read_coco(root, args.annotations)
     if len(classes) != 80:
         print(
@@ -312,14 +319,11 @@ def read_nuswide(
 
 def prepare_nuswide(args: argparse.Namespace) -> None:
     """Build the NUS-WIDE lists: the most frequent concepts, images with at least one, seeded split."""
-    root: Path = args.root.expanduser()
-    if not root.is_dir():
-        raise UserError(
-            f"NUS-WIDE: the data root {root} does not exist. Get the image list, the ground truth "
-            f"and the images from {NUSWIDE_URL} and put them there."
-        )
-    out: Path = (args.out or root).expanduser()
-    _existing_output(out, [*LIST_FILES.values(), "classes.txt", "prepare.json"], args.overwrite)
+    root, out = _list_folders(
+        args,
+        "NUS-WIDE",
+        f"Get the image list, the ground truth and the images from {NUSWIDE_URL} and put them there.",
+    )
     paths, labels, classes, no_concept = read_nuswide(
         root, args.image_list, args.labels_dir, args.image_dir, args.num_concepts
     )
@@ -357,15 +361,12 @@ def _class_images(folder: Path, hint: str) -> list[str]:
 def prepare_imagenet100(args: argparse.Namespace) -> None:
     """Build the ImageNet100 lists: per class, queries from val, training images from train; database = all
     train images of the classes."""
-    root: Path = args.root.expanduser()
-    if not root.is_dir():
-        raise UserError(
-            f"ImageNet100: the ImageNet root {root} does not exist. Download ILSVRC2012 from "
-            "https://image-net.org and organise train/ and val/ in class folders (as "
-            "torchvision.datasets.ImageNet does)."
-        )
-    out: Path = (args.out or root).expanduser()
-    _existing_output(out, [*LIST_FILES.values(), "classes.txt", "prepare.json"], args.overwrite)
+    root, out = _list_folders(
+        args,
+        "ImageNet100",
+        "Download ILSVRC2012 from https://image-net.org and organise train/ and val/ in class folders "
+        "(as torchvision.datasets.ImageNet does).",
+    )
     wnids = read_class_list(args.classes)
     if args.query_per_class < 1 or args.train_per_class < 1:
         raise UserError("--query-per-class and --train-per-class must be >= 1")
