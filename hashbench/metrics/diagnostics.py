@@ -14,6 +14,7 @@ __all__ = [
     "bit_correlation",
     "bit_entropy",
     "code_usage",
+    "entropy_of_balance",
     "quantization_angles",
     "quantization_error",
 ]
@@ -57,7 +58,12 @@ def bit_balance(codes: Tensor, bits: int | None = None) -> Tensor:
 
 def bit_entropy(codes: Tensor, bits: int | None = None) -> Tensor:
     """Mean over bits of the binary entropy (base 2) of each bit's +1 rate; 1.0 = perfectly balanced."""
-    p = bit_balance(codes, bits).double()
+    return entropy_of_balance(bit_balance(codes, bits))
+
+
+def entropy_of_balance(balance: Tensor) -> Tensor:
+    """:func:`bit_entropy` from the per-bit +1 rates ``(m,)`` of :func:`bit_balance`."""
+    p = balance.double()
     ent = -(torch.xlogy(p, p) + torch.xlogy(1 - p, 1 - p)) / math.log(2)
     return ent.mean().float()
 

@@ -141,9 +141,10 @@ def _rank_queries(q, q_lab, x_t, lab_t, single, bits, top_k, precision_k, index_
     n_bins = 2 * (bits + 1)
     k_max = max(top_k, precision_k)
     one_pass = index_ties and 2 * k_max >= n  # most items are candidates: a second pass would not pay
+    keep_row = index_ties and not one_pass  # pass 2 reads the row of 2d + r; otherwise one block is reused
     dist = np.empty(_BLOCK, np.uint16)
     rel = np.empty(_BLOCK, np.uint16)
-    codes = np.empty(n if index_ties and not one_pass else _BLOCK, np.uint16)  # the row of 2d + r
+    codes = np.empty(n if keep_row else _BLOCK, np.uint16)
     terms = np.empty(n if index_ties else 0, np.int64)
     term_d = np.empty(n if index_ties else 0, np.uint16)
     h4 = np.zeros((4, n_bins), np.int64)
@@ -156,7 +157,7 @@ def _rank_queries(q, q_lab, x_t, lab_t, single, bits, top_k, precision_k, index_
         n_terms = 0
         for b0 in range(0, n, _BLOCK):
             b1 = min(n, b0 + _BLOCK)
-            block = codes[: b1 - b0] if codes.shape[0] == _BLOCK else codes[b0:b1]
+            block = codes[b0:b1] if keep_row else codes[: b1 - b0]
             _block_codes(q[j], q_lab[j], x_t, lab_t, single, b0, b1, dist, rel, block)
             if one_pass:
                 for i in range(b1 - b0):
@@ -180,7 +181,7 @@ def _rank_queries(q, q_lab, x_t, lab_t, single, bits, top_k, precision_k, index_
         if not index_ties:
             continue
         v_max = _base_and_cut(row, k_max, base)
-        if not one_pass:
+        if keep_row:
             for i in range(n):
                 if codes[i] <= v_max:
                     n_terms = _count_item(np.int64(codes[i]), seen, terms, term_d, n_terms)

@@ -10,8 +10,8 @@ from torchmetrics.utilities import dim_zero_cat
 from hashbench.metrics.diagnostics import (
     bit_balance,
     bit_correlation,
-    bit_entropy,
     code_usage,
+    entropy_of_balance,
     quantization_angles,
 )
 from hashbench.metrics.functional import map_from, pr_from, precision_at_k_from, radius_stats_from
@@ -118,9 +118,9 @@ class RetrievalMetric(Metric):
 
         res = ranking_pass(
             q_codes,
-            q_labels.float(),
+            q_labels,
             x_codes,
-            x_labels.float(),
+            x_labels,
             single=False,
             bits=self.bits,
             top_k=self.top_k,
@@ -130,18 +130,19 @@ class RetrievalMetric(Metric):
         p_r, empty = radius_stats_from(res, self.radius)
         pr_p, pr_r = pr_from(res)
         pooled = res.hist.sum(0)
+        balance = bit_balance(x_codes, self.bits)
         out = {
             self.map_key: map_from(res),
             f"P@{self.precision_k}": precision_at_k_from(res),
             f"P@H<={self.radius}": p_r,
             f"empty_ball@H<={self.radius}": empty,
             "quantization_error": angles.float().mean(),
-            "bit_entropy": bit_entropy(x_codes, self.bits),
+            "bit_entropy": entropy_of_balance(balance),
             "bit_correlation": bit_correlation(x_codes, self.bits),
             "code_usage": code_usage(x_codes, self.bits),
             "curve/pr_precision": pr_p,
             "curve/pr_recall": pr_r,
-            "curve/bit_balance": bit_balance(x_codes, self.bits),
+            "curve/bit_balance": balance,
             "curve/hamming_hist_relevant": pooled[:, 1],
             "curve/hamming_hist_irrelevant": pooled[:, 0],
         }
