@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import csv
 import difflib
-import io
 import json
 import math
 import os
@@ -29,7 +28,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
@@ -220,19 +218,13 @@ def _probe_values(key: str, spec: dict[str, Any]) -> list[Any]:
 
 
 def _resolved(args: list[str]) -> tuple[dict[str, Any] | None, str]:
-    """The config ``hashbench <args> --print_config`` resolves, parsed in this process; or the error."""
-    from hashbench.cli import main
+    """The config ``hashbench <args>`` resolves, or the CLI's explanation of why it does not parse."""
+    from hashbench.cli.training import resolve_config
 
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            main([*args, "--print_config"])
-            code = 0
-        except SystemExit as exit_:
-            code = int(exit_.code or 0)
-    if code != 0:
-        return None, " ".join(err.getvalue().split()) or f"exit code {code}"
-    return yaml.safe_load(out.getvalue()), ""
+    try:
+        return resolve_config(args), ""
+    except UserError as error:
+        return None, str(error)
 
 
 def _same(resolved: Any, value: Any) -> bool:

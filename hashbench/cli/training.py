@@ -1,25 +1,25 @@
-"""``hashbench fit|validate|test|predict --config FILE [--dotted.key value …]``: the LightningCLI.
-
-Also ``hashbench prepare …`` (:mod:`hashbench.data.prepare`) and ``hashbench sweep FILE --local …``
-(:mod:`hashbench.sweep`).
-"""
+"""``hashbench fit|validate|test|predict --config FILE [--dotted.key value …]``: the LightningCLI."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import os
-import sys
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning
+import yaml
 from jsonargparse import ActionConfigFile, Namespace
 from lightning import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 
-from hashbench.cli_errors import HashbenchArgumentParser
+from hashbench.cli.config_errors import HashbenchArgumentParser
 from hashbench.data.base import RetrievalDataModule
 from hashbench.errors import UserError
 from hashbench.loggers import WandbLogger
@@ -165,24 +165,43 @@ class HashbenchCLI(LightningCLI):
             self.run_folder.print_table("final metrics, query vs database", "val/")
 
 
-def main(args: list[str] | None = None) -> None:
-    """Entry point of the ``hashbench`` command."""
-    argv = sys.argv[1:] if args is None else list(args)
+def run_training(args: list[str]) -> None:
+    """``hashbench fit|validate|test|predict …``: one LightningCLI run."""
+    HashbenchCLI(args=args)
+
+
+class _ConfigResolver(HashbenchCLI):
+    """Parses like :class:`HashbenchCLI` and stops before anything is created (no run folder, no model)."""
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        config.run_name = config.get("run_name") or _run_name(config)
+
+    def instantiate_classes(self) -> None:
+        pass
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        pass
+
+
+def resolve_config(args: Sequence[str]) -> dict[str, Any]:
+    """The config that ``hashbench <args>`` would run, as plain data (what ``--print_config`` shows).
+
+    ``args`` start with the subcommand (``["fit", "--config", "experiments/demo.yaml", …]``). Nothing is
+    created: no run folder, no model, no data.
+
+    Raises:
+        UserError: the arguments do not parse; the message is the CLI's one-paragraph explanation.
+    """
+    subcommand = args[0] if args else "fit"
+    errors = io.StringIO()
     try:
-        if argv[:1] == ["prepare"]:
-            from hashbench.data.prepare import main as prepare
-
-            prepare(argv[1:])
-        elif argv[:1] == ["sweep"]:
-            from hashbench.sweep import main as sweep
-
-            sweep(argv[1:])
-        else:
-            HashbenchCLI(args=args)
-    except UserError as error:
-        print(f"hashbench: error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
-if __name__ == "__main__":
-    main()
+        with contextlib.redirect_stderr(errors), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            resolver = _ConfigResolver(args=list(args), run=True)
+    except SystemExit as exit_:
+        text = errors.getvalue()
+        explanation = text.split(": error: ", 1)[-1].strip().splitlines()
+        raise UserError(explanation[0] if explanation else f"exit code {exit_.code}") from None
+    parser = resolver._parser(subcommand)
+    return yaml.safe_load(parser.dump(resolver.config[subcommand], skip_none=False))

@@ -1,0 +1,43 @@
+"""The one ``hashbench`` command line; ``hashbench --help`` lists every subcommand.
+
+* ``fit``, ``validate``, ``test``, ``predict``: a LightningCLI over :class:`~hashbench.module.HashingModule`
+  and any retrieval DataModule (:mod:`hashbench.cli.training`), imported only when one of them runs.
+* The tools (:mod:`hashbench.cli.commands`): typed functions whose signatures and docstrings jsonargparse
+  turns into options and help. Their module imports nothing heavy, so ``--help`` and bad arguments answer
+  at once; each command imports what it uses when it runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from hashbench.errors import UserError
+
+TRAINING_SUBCOMMANDS = {
+    "fit": "Train a model (then evaluate the final weights on the validation queries).",
+    "validate": "Evaluate a checkpoint on the validation queries.",
+    "test": "Evaluate a checkpoint on the test queries.",
+    "predict": "Write the packed codes of the test queries and the database.",
+}
+"""LightningCLI's subcommands: ``hashbench fit --help`` lists their options."""
+
+
+def main(args: Sequence[str] | None = None) -> None:
+    """Entry point of the ``hashbench`` command: dispatch to the LightningCLI or a tool.
+
+    A :class:`~hashbench.errors.UserError` anywhere is printed as one paragraph with exit code 2.
+    """
+    argv = list(sys.argv[1:] if args is None else args)
+    try:
+        if argv[:1] and argv[0] in TRAINING_SUBCOMMANDS:
+            from hashbench.cli.training import run_training
+
+            run_training(argv)
+        else:
+            from hashbench.cli.commands import run_tool
+
+            run_tool(argv)
+    except UserError as error:
+        print(f"hashbench: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
