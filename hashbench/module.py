@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
+import random
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from lightning import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
@@ -14,13 +15,11 @@ from torch import Tensor
 
 from hashbench.backbones import Backbone
 from hashbench.data.base import RetrievalDataModule
+from hashbench.errors import UserError
 from hashbench.heads import HashHead
 from hashbench.losses.base import HashLoss, TrainingContext
 from hashbench.metrics import RetrievalMetric, pack_codes
 from hashbench.quantizers import Quantizer
-
-# RetrievalMetric gathers its states across ranks itself, so its values are already global.
-warnings.filterwarnings("ignore", message=r".*self\.log\('(val|test)/.*sync_dist=True", category=UserWarning)
 
 Batch = tuple[Tensor, Tensor, Tensor]
 EvalStage = Literal["val", "test"]
@@ -72,6 +71,10 @@ class HashingModule(LightningModule):
             raise ValueError(f"quantization_weight (λ) must be >= 0, got {quantization_weight}")
         if backbone_lr_multiplier < 0:
             raise ValueError(f"backbone_lr_multiplier must be >= 0, got {backbone_lr_multiplier}")
+        if precision_k < 1:
+            raise ValueError(f"precision_k (K of P@K) must be >= 1, got {precision_k}")
+        if not 0 <= hamming_radius <= head.bits:
+            raise ValueError(f"hamming_radius must be in [0, bits={head.bits}], got {hamming_radius}")
         self.save_hyperparameters()
         self.backbone = backbone
         self.head = head
@@ -113,13 +116,18 @@ class HashingModule(LightningModule):
         self.test_metric = self._new_metric(datamodule.top_k)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Save the loss's context and the random generators' states (so a resumed fit is exact)."""
         if self.loss.context is not None:
             checkpoint["loss_context"] = asdict(self.loss.context)
+        checkpoint["rng_states"] = rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Allocate the loss's state before its weights load (``load_from_checkpoint`` has no ``setup``)."""
+        """Allocate the loss's state before its weights load (``load_from_checkpoint`` has no ``setup``);
+        when resuming a fit, restore the random generators."""
         if self.loss.context is None and "loss_context" in checkpoint:
             self.loss.setup(TrainingContext(**checkpoint["loss_context"]))
+        if "rng_states" in checkpoint and self._trainer is not None and self.trainer.state.fn == "fit":
+            set_rng_states(checkpoint["rng_states"])
 
     def _new_metric(self, top_k: int | None) -> RetrievalMetric:
         return RetrievalMetric(
@@ -129,6 +137,8 @@ class HashingModule(LightningModule):
     # -------------------------------------------------------------------------------- training
     def on_train_epoch_start(self) -> None:
         self.loss.on_train_epoch_start(self.current_epoch)
+        self._epoch_sums: dict[str, Tensor] = {}
+        self._epoch_samples = 0
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         images, labels, indices = batch
@@ -145,16 +155,51 @@ class HashingModule(LightningModule):
         if quantization is not None:
             terms["quantization"] = quantization
             total = total + self.quantization_weight * quantization
-        batch_size = len(images)
-        for name, value in terms.items():
-            self.log(f"train/loss/{name}", value, on_step=False, on_epoch=True, batch_size=batch_size)
-        self.log("train/loss", total, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch_size)
+        if not bool(torch.isfinite(total) & torch.isfinite(u).all()):
+            raise self._divergence(terms, u)
+        self._accumulate({**terms, "total": total}, len(images))
         return total
+
+    def _accumulate(self, terms: dict[str, Tensor], batch_size: int) -> None:
+        """Add the batch's terms, weighted by its size, to the epoch's sums (logged once per epoch)."""
+        for name, value in terms.items():
+            weighted = value.detach() * batch_size
+            self._epoch_sums[name] = (
+                self._epoch_sums[name] + weighted if name in self._epoch_sums else weighted
+            )
+        self._epoch_samples += batch_size
+
+    def on_train_epoch_end(self) -> None:
+        """Log each term's mean over the epoch's samples (``train/loss`` is the objective), averaged over
+        DDP ranks: one reduction per epoch instead of one log call per step."""
+        for name, value in self._epoch_sums.items():
+            key = "train/loss" if name == "total" else f"train/loss/{name}"
+            self.log(key, value / self._epoch_samples, prog_bar=name == "total", sync_dist=True)
+
+    def _divergence(self, terms: dict[str, Tensor], u: Tensor) -> UserError:
+        """The error that stops a run whose loss or codes are no longer finite."""
+        bad = [f"{name} = {value.item():g}" for name, value in terms.items() if not torch.isfinite(value)]
+        what = f"the loss term {', '.join(bad)}" if bad else "the objective"
+        if not bool(torch.isfinite(u).all()):
+            what = f"{what} and the codes u" if bad else "the codes u"
+        learning_rates = ", ".join(f"{group['lr']:g}" for group in self.trainer.optimizers[0].param_groups)
+        return UserError(
+            f"training diverged at epoch {self.current_epoch}, step {self.global_step}: {what} "
+            f"{'is' if ' and ' not in what else 'are'} not finite. Lower the learning rate "
+            f"(model.optimizer.init_args.lr; now {learning_rates}) or λ (model.quantization_weight; now "
+            f"{self.quantization_weight:g}), or train in 32-bit precision (trainer.precision; now "
+            f"{self.trainer.precision})."
+        )
 
     # ------------------------------------------------------------------------------ evaluation
     def _update_metric(self, metric: RetrievalMetric, batch: Batch, dataloader_idx: int) -> None:
         images, labels, indices = batch
         _, h = self(images)
+        if not bool(torch.isfinite(h).all()):
+            raise UserError(
+                f"the model's codes are not finite on the {ROLES[dataloader_idx]} images: the weights "
+                "diverged; lower the learning rate or λ (model.quantization_weight)"
+            )
         metric.update(h, labels, indices, ROLES[dataloader_idx])
 
     def validation_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -167,7 +212,8 @@ class HashingModule(LightningModule):
         result = metric.compute()
         metric.reset()
         scalars = {f"{stage}/{name}": value for name, value in result.items() if value.ndim == 0}
-        self.log_dict(scalars, sync_dist=False, add_dataloader_idx=False)
+        # identical on every rank (the metric gathers its states), so the mean over ranks changes nothing
+        self.log_dict(scalars, sync_dist=True, add_dataloader_idx=False)
         self.curves[stage] = {
             name.removeprefix("curve/"): value.tolist() for name, value in result.items() if value.ndim == 1
         }
@@ -220,3 +266,31 @@ class HashingModule(LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer)}}
+
+
+def rng_states() -> dict[str, Any]:
+    """The states of torch's (CPU and CUDA), numpy's and Python's global generators, as plain tensors and
+    tuples (loadable with ``torch.load(weights_only=True)``)."""
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": (
+            str(kind),
+            torch.from_numpy(keys.astype(np.int64)),
+            int(position),
+            int(has_gauss),
+            float(cached),
+        ),
+        "python": random.getstate(),
+    }
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    """Restore what :func:`rng_states` saved."""
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    kind, keys, position, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
+    random.setstate(states["python"])

@@ -33,7 +33,7 @@ def main(args: Sequence[str] | None = None) -> None:
         if argv[:1] and argv[0] in TRAINING_SUBCOMMANDS:
             from hashbench.cli.training import run_training
 
-            run_training(argv)
+            run_training(None if args is None else argv)
         else:
             from hashbench.cli.commands import run_tool
 

@@ -7,9 +7,11 @@ import importlib
 import inspect
 import re
 import sys
+from pathlib import Path
 from typing import Any, NoReturn, get_args
 
-from jsonargparse import ArgumentParser
+import yaml
+from jsonargparse import ActionConfigFile, ArgumentParser
 from lightning.pytorch.cli import LightningArgumentParser
 
 _CLASS_PROBLEM = re.compile(
@@ -87,6 +89,29 @@ def _tidy(text: str) -> str:
     text = re.sub(r"<class '(?:\w+\.)*(\w+)'>", r"\1", text)
     text = re.sub(r'Parser key "([\w.]+)":\s*', r"\1: ", text)
     return text.replace("Expected a", "expected a").replace("Got value:", "got")
+
+
+def constructor_error(error: Exception) -> str:
+    """What a component's constructor said, without jsonargparse's Union wrapping (``- message`` lines)."""
+    lines = [line.strip() for line in str(error).splitlines()]
+    reasons = [line[2:] for line in lines if line.startswith("- ") and not line.startswith("- Expected a")]
+    return "; ".join(reasons) if reasons else " ".join(lines)
+
+
+class ConfigFile(ActionConfigFile):
+    """``--config FILE``: a file that is not valid YAML is reported with its name, line and column."""
+
+    def __call__(self, parser: Any, cfg: Any, values: Any, option_string: str | None = None) -> None:
+        path = Path(str(values))
+        if path.is_file():
+            try:
+                yaml.safe_load(path.read_text())
+            except yaml.YAMLError as error:
+                mark = getattr(error, "problem_mark", None)
+                where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+                problem = getattr(error, "problem", None) or str(error)
+                parser.error(f"{path}: not valid YAML{where}: {problem}")
+        super().__call__(parser, cfg, values, option_string)
 
 
 class HashbenchArgumentParser(LightningArgumentParser):

@@ -13,13 +13,21 @@ from typing import Any
 
 import lightning
 import yaml
-from jsonargparse import ActionConfigFile, Namespace
-from lightning import Trainer
+from jsonargparse import Namespace
+from lightning import Callback, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
+from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from hashbench.cli.config_errors import HashbenchArgumentParser
+from hashbench.cli.checkpoints import (
+    LIGHTNING_CKPT_ALIASES,
+    ResumeHint,
+    check_checkpoint_matches,
+    refuse_selection_on_test,
+)
+from hashbench.cli.config_errors import ConfigFile, HashbenchArgumentParser, constructor_error
 from hashbench.data.base import RetrievalDataModule
 from hashbench.errors import UserError
 from hashbench.loggers import WandbLogger
@@ -29,6 +37,14 @@ from hashbench.tracking.callbacks import WandbPlots
 from hashbench.tracking.describe import wandb_group, wandb_project, wandb_tags
 
 DEFAULT_RUNS_ROOT = "runs"
+
+
+def _with_run_dir(callbacks: list[Callback], run_dir: Path) -> list[Callback]:
+    """A ModelCheckpoint without a folder writes into ``run_dir/checkpoints``."""
+    for callback in callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
+            callback.dirpath = str(run_dir / "checkpoints")
+    return callbacks
 
 
 def _run_name(config: Namespace) -> str:
@@ -97,16 +113,32 @@ class HashbenchCLI(LightningCLI):
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
         kwargs.setdefault("dump_header", [f"lightning.pytorch=={lightning.__version__}"])
         parser = HashbenchArgumentParser(**kwargs)
-        parser.add_argument(
-            "-c", "--config", action=ActionConfigFile, help="A YAML config file (repeatable)."
-        )
+        parser.add_argument("-c", "--config", action=ConfigFile, help="A YAML config file (repeatable).")
         return parser
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Parse, then refuse a ``--ckpt_path`` that is missing, unreadable or disagrees with the config."""
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and ckpt_path not in LIGHTNING_CKPT_ALIASES:
+            model_config = yaml.safe_load(self._parser(subcommand).dump(self.config[subcommand]))["model"]
+            check_checkpoint_matches(Path(ckpt_path), model_config)
 
     def instantiate_classes(self) -> None:
         try:
             super().instantiate_classes()
-        except (ValueError, TypeError) as error:  # raised by a component's constructor
-            raise UserError(f"the config is invalid: {error}") from error
+        except (ValueError, TypeError, MisconfigurationException) as error:  # a constructor refused it
+            self._discard_run_dir()
+            raise UserError(f"the config is invalid: {constructor_error(error)}") from error
+        except BaseException:
+            self._discard_run_dir()
+            raise
+
+    def _discard_run_dir(self) -> None:
+        """Remove the run folder of a run that never started (it is still empty)."""
+        if self.run_dir is not None and self.run_dir.is_dir() and not any(self.run_dir.iterdir()):
+            self.run_dir.rmdir()
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument(
@@ -116,6 +148,13 @@ class HashbenchCLI(LightningCLI):
             help="Group of the run folder <trainer.default_root_dir>/<run_name>/<timestamp> "
             "(default: the stem of the last --config file).",
         )
+        parser.add_argument(
+            "--test_after_fit",
+            type=bool,
+            default=False,
+            help="fit only: after training, also evaluate on the test queries: the final weights, or the "
+            "checkpoint a ModelCheckpoint selected on a validation metric (nothing selects on test).",
+        )
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -123,7 +162,13 @@ class HashbenchCLI(LightningCLI):
         # dumped before run-specific paths are filled in, so the file can start another run
         self.config_yaml = self._parser(self.subcommand).dump(config, skip_none=False)
         root = config.trainer.get("default_root_dir") or DEFAULT_RUNS_ROOT
-        self.run_dir = create_run_dir(root, config.run_name)
+        try:
+            self.run_dir = create_run_dir(root, config.run_name)
+        except OSError as error:
+            raise UserError(
+                f"cannot create a run folder under trainer.default_root_dir={root!r} "
+                f"({type(error).__name__}: {error.strerror or error}); give a folder (or a new path)"
+            ) from None
         self.run_folder = RunFolder(self.run_dir, self.config_yaml)
         for entry in _logger_entries(config.trainer.get("logger")):
             init_args = entry.get("init_args")
@@ -136,38 +181,67 @@ class HashbenchCLI(LightningCLI):
                 _fill_wandb_defaults(init_args, self.run_folder.description, label)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        assert self.run_dir is not None
-        trainer = super().instantiate_trainer(**kwargs, default_root_dir=str(self.run_dir))
-        for callback in trainer.checkpoint_callbacks:
-            if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
-                callback.dirpath = str(self.run_dir / "checkpoints")
-                if (
-                    callback.monitor is None
-                ):  # keep the final weights even when the last epoch is not validated
-                    callback._save_on_train_epoch_end = True
-        assert self.run_folder is not None
-        trainer.callbacks.append(self.run_folder)
+        """The trainer with the run folder's callbacks. Without a configured ModelCheckpoint, the final
+        weights are saved at each training epoch's end (kept even when the last epoch is not validated)."""
+        assert self.run_dir is not None and self.run_folder is not None
+        trainer_config = self.config_init[self.subcommand].trainer
+        callbacks = list(trainer_config.get("callbacks") or [])
+        refuse_selection_on_test(callbacks)
+        if trainer_config.get("enable_checkpointing") is not False and not any(
+            isinstance(callback, ModelCheckpoint) for callback in callbacks
+        ):
+            callbacks.append(ModelCheckpoint(save_on_train_epoch_end=True))
+        callbacks = [*_with_run_dir(callbacks, self.run_dir), self.run_folder, ResumeHint(self.run_dir)]
+        trainer = super().instantiate_trainer(
+            **kwargs, callbacks=callbacks, default_root_dir=str(self.run_dir)
+        )
         uses_wandb = any(isinstance(logger, LightningWandbLogger) for logger in trainer.loggers)
         if uses_wandb and not any(isinstance(callback, WandbPlots) for callback in trainer.callbacks):
             trainer.callbacks.append(WandbPlots())
         return trainer
 
+    def before_test(self) -> None:
+        if not self.config[self.subcommand].get("ckpt_path"):
+            rank_zero_warn(
+                f"{self.subcommand} without --ckpt_path evaluates the UNTRAINED initial weights; pass the "
+                "checkpoint of a finished run: --ckpt_path <run folder>/checkpoints/<file>.ckpt"
+            )
+
+    before_validate = before_test
+
     def after_fit(self) -> None:
-        """Evaluate the final weights (if the last epoch was not validated) and print the metrics."""
+        """Validate the final weights (unless the last epoch was), optionally test; print the metrics."""
         assert self.run_folder is not None
-        if (
-            self.trainer.enable_validation
-            and not self.run_folder.validated_last_epoch
-            and not self.trainer.interrupted
-        ):
+        if self.trainer.interrupted:
+            return
+        if self.trainer.enable_validation and not self.run_folder.validated_last_epoch:
             self.trainer.validate(self.model, datamodule=self.datamodule, verbose=False)
-        if self.trainer.is_global_zero:
-            self.run_folder.print_table("final metrics, query vs database", "val/")
+        if self.config[self.subcommand].get("test_after_fit"):
+            selected = any(
+                isinstance(callback, ModelCheckpoint) and callback.monitor
+                for callback in self.trainer.callbacks
+            )
+            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best" if selected else None)
+        if not self.trainer.is_global_zero:
+            return
+        untrained = self.trainer.global_step == 0
+        if untrained:
+            rank_zero_warn("no training step ran (max_epochs 0?): these are an UNTRAINED model's metrics")
+        title = "untrained model" if untrained else "final metrics"
+        self.run_folder.print_table(f"{title}, validation queries vs database", "val/")
+        if self.config[self.subcommand].get("test_after_fit"):
+            self.run_folder.print_table(f"{title}, test queries vs database", "test/")
 
 
-def run_training(args: list[str]) -> None:
-    """``hashbench fit|validate|test|predict …``: one LightningCLI run."""
-    HashbenchCLI(args=args)
+def run_training(args: list[str] | None) -> None:
+    """``hashbench fit|validate|test|predict …`` (``None``: the process's arguments): one LightningCLI run;
+    exit code 130 after Ctrl-C."""
+    try:
+        HashbenchCLI(args=args)
+    except SystemExit:
+        if ResumeHint.interrupted:
+            raise SystemExit(130) from None
+        raise
 
 
 class _ConfigResolver(HashbenchCLI):

@@ -73,6 +73,9 @@ class RetrievalDataModule(LightningDataModule):
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,
             collate_fn=self.collate_fn,
+            # evaluation draws its workers' seeds from its own generator, never from the global one: it
+            # must not move the training's randomness (how often one validates changes nothing)
+            generator=None if train else torch.Generator().manual_seed(self.seed),
         )
 
     def train_dataloader(self) -> DataLoader:
