@@ -185,7 +185,8 @@ class HashbenchCLI(LightningCLI):
         weights are saved at each training epoch's end (kept even when the last epoch is not validated)."""
         assert self.run_dir is not None and self.run_folder is not None
         trainer_config = self.config_init[self.subcommand].trainer
-        callbacks = list(trainer_config.get("callbacks") or [])
+        configured = trainer_config.get("callbacks") or []
+        callbacks = list(configured) if isinstance(configured, list) else [configured]
         refuse_selection_on_test(callbacks)
         if trainer_config.get("enable_checkpointing") is not False and not any(
             isinstance(callback, ModelCheckpoint) for callback in callbacks
