@@ -62,7 +62,7 @@ def fitted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 def test_fit_writes_run_folder_and_prints_metric_table(fitted: tuple[Path, str]) -> None:
     run_dir, stdout = fitted
     assert run_dir.parent.name == "demo"
-    assert "final metrics, query vs database" in stdout and "mAP@all" in stdout
+    assert "final metrics, validation queries vs database" in stdout and "mAP@all" in stdout
     assert f"run folder: {run_dir}" in stdout
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert 0.0 <= metrics["val/mAP@all"] <= 1.0

@@ -1,0 +1,153 @@
+"""Per-step cost of ``hashbench fit`` against a plain PyTorch loop on the same model, data and optimizer.
+
+    python benchmarks/step_overhead.py                 # the demo: digits, SmallCNN, DPSH + HSWD, 32 bits
+    python benchmarks/step_overhead.py --epochs 3      # shorter
+
+Both loops train the demo's model (SmallCNN width 32, tanh head, DPSH with its code bank, HSWD with λ = 0.1,
+Adam 1e-3) on the demo's digits split with the same DataLoader, one thread. A step's time is the wall time
+from one batch's start to the next (data, forward, loss, backward, optimizer and, for Lightning, its hooks,
+logging and progress display). Epoch 0 is excluded (warm-up). The table gives the median and 90th percentile
+per step and the overhead of each Lightning configuration over the plain loop; the target is ≤ 5 % with the
+demo's display. Run it on an idle machine: the loops run one after the other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Any
+
+import torch
+from lightning import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import TQDMProgressBar
+
+from hashbench.backbones import SmallCNN
+from hashbench.data import Digits
+from hashbench.heads import HashHead
+from hashbench.losses import DPSH
+from hashbench.losses.base import TrainingContext
+from hashbench.module import HashingModule
+from hashbench.quantizers import HSWD
+
+LAMBDA = 0.1
+
+
+def make_module() -> HashingModule:
+    torch.manual_seed(0)
+    return HashingModule(
+        backbone=SmallCNN(in_channels=1, width=32),
+        head=HashHead(bits=32, activation="tanh"),
+        loss=DPSH(bank=True),
+        quantizer=HSWD(),
+        quantization_weight=LAMBDA,
+        precision_k=100,
+        optimizer=lambda params: torch.optim.Adam(params, lr=1e-3, weight_decay=1e-4),
+    )
+
+
+class StepTimer(Callback):
+    """Wall time between consecutive batch starts, per epoch (the last batch's end closes the epoch)."""
+
+    def __init__(self) -> None:
+        self.epochs: list[list[float]] = []
+        self._last: float | None = None
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.epochs.append([])
+        self._last = None
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
+        now = time.perf_counter()
+        if self._last is not None:
+            self.epochs[-1].append(now - self._last)
+        self._last = now
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
+        self._end = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._last is not None:
+            self.epochs[-1].append(self._end - self._last)
+
+
+def plain_epoch(module: HashingModule, optimizer: torch.optim.Optimizer, loader: Any) -> list[float]:
+    """One epoch of a hand-written loop: the same objective as HashingModule.training_step."""
+    times = []
+    start = time.perf_counter()
+    for images, labels, indices in loader:
+        u, h = module(images)
+        terms = module.loss(u, h, labels, indices)
+        terms.pop("quantization", None)
+        total = torch.stack(list(terms.values())).sum() + LAMBDA * module.quantizer(u)  # type: ignore[operator]
+        optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+        now = time.perf_counter()
+        times.append(now - start)
+        start = now
+    return times
+
+
+def lightning_epochs(data: Digits, epochs: int, **trainer_options: Any) -> list[list[float]]:
+    timer = StepTimer()
+    trainer = Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        callbacks=[timer, *trainer_options.pop("callbacks", [])],
+        **trainer_options,
+    )
+    trainer.fit(make_module(), datamodule=data)
+    return timer.epochs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--epochs", type=int, default=6, help="epochs per loop (the first is not counted)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    data = Digits(query_per_class=20, train_per_class=80, batch_size=64)
+    data.setup("fit")
+
+    module = make_module()
+    context = TrainingContext(bits=32, num_classes=10, num_train=len(data.train_dataset), multi_label=False)
+    module.loss.setup(context)
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-3, weight_decay=1e-4)
+    plain = [plain_epoch(module.train(), optimizer, data.train_dataloader()) for _ in range(args.epochs)]
+
+    configurations = {
+        "hashbench fit, no progress display": {"enable_progress_bar": False},
+        "hashbench fit, the demo's display (TQDM, refresh every 10 steps)": {
+            "callbacks": [TQDMProgressBar(refresh_rate=10)]
+        },
+        "hashbench fit, TQDM refreshed every step": {"callbacks": [TQDMProgressBar(refresh_rate=1)]},
+    }
+    measured = {
+        name: lightning_epochs(data, args.epochs, **options) for name, options in configurations.items()
+    }
+    plain_steps = [t for epoch in plain[1:] for t in epoch]
+    reference = statistics.median(plain_steps)
+
+    print(f"\nms per training step, epochs 1–{args.epochs - 1} (epoch 0 excluded), 1 thread\n")
+    print("| loop | steps | median | p90 | overhead (median) |")
+    print("|---|---:|---:|---:|---:|")
+    plain_p90 = statistics.quantiles(plain_steps, n=10)[-1]
+    print(
+        f"| plain PyTorch loop | {len(plain_steps)} | {1e3 * reference:.2f} | {1e3 * plain_p90:.2f} "
+        "| reference |"
+    )
+    for name, epochs in measured.items():
+        steps = [t for epoch in epochs[1:] for t in epoch]
+        median, p90 = statistics.median(steps), statistics.quantiles(steps, n=10)[-1]
+        overhead = 100 * (median / reference - 1)
+        print(f"| {name} | {len(steps)} | {1e3 * median:.2f} | {1e3 * p90:.2f} | {overhead:+.1f} % |")
+
+
+if __name__ == "__main__":
+    main()
