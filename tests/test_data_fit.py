@@ -40,9 +40,11 @@ def test_fit_cifar10(tmp_path: Path) -> None:
     run_dir = _fit(
         "dpsh_hswd_64_cifar10.yaml", root, tmp_path / "runs",
         "--data.init_args.query_per_class", "2", "--data.init_args.train_per_class", "5",
+        "--data.init_args.val_query_per_class", "1",
     )  # fmt: skip
     split = json.loads((run_dir / "cifar10_split.json").read_text())
     assert (len(split["query"]), len(split["train"]), len(split["database"])) == (20, 50, 50)
+    assert len(split["val_query"]) == 10
     assert split["seed"] == 0 and split["protocol"] == "paper"
 
 
@@ -59,9 +61,9 @@ def test_fit_nuswide(tmp_path: Path) -> None:
 
 
 def test_fit_imagenet100(tmp_path: Path) -> None:
-    root = write_fake_imagenet(tmp_path / "imagenet", train_per_class=2, val_per_class=1)
+    root = write_fake_imagenet(tmp_path / "imagenet", train_per_class=3, val_per_class=1)
     prepare(["imagenet100", "--root", str(root), "--classes", str(root / "imagenet100_classes.txt"),
-             "--train-per-class", "1", "--query-per-class", "1"])  # fmt: skip
+             "--train-per-class", "1", "--query-per-class", "1", "--val-per-class", "1"])  # fmt: skip
     _fit("dpsh_hswd_64_imagenet100.yaml", root, tmp_path / "runs")
 
 

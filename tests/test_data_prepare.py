@@ -22,17 +22,22 @@ def _read(path: Path) -> dict[str, np.ndarray]:
 
 
 def _lists(folder: Path) -> dict[str, dict[str, np.ndarray]]:
-    return {name: _read(folder / f"{name}.txt") for name in ("train", "test", "database")}
+    return {name: _read(folder / f"{name}.txt") for name in ("train", "test", "database", "val")}
 
 
 def _check_protocol(
-    lists: dict[str, dict[str, np.ndarray]], sizes: tuple[int, int, int], num_classes: int
+    lists: dict[str, dict[str, np.ndarray]],
+    sizes: tuple[int, int, int, int],
+    num_classes: int,
+    train_in_database: bool = True,
 ) -> None:
-    """Query and database disjoint, train drawn from the database, sizes and label counts as asked."""
-    train, query, database = lists["train"], lists["test"], lists["database"]
-    assert (len(train), len(query), len(database)) == sizes
+    """Query and database disjoint, train drawn from the database (or beside it), validation queries
+    database images that are neither training images nor queries; sizes and label counts as asked."""
+    train, query, database, val = lists["train"], lists["test"], lists["database"], lists["val"]
+    assert (len(train), len(query), len(database), len(val)) == sizes
     assert not query.keys() & database.keys()
-    assert train.keys() <= database.keys()
+    assert (train.keys() <= database.keys()) if train_in_database else not (train.keys() & database.keys())
+    assert val.keys() <= database.keys() and not val.keys() & (train.keys() | query.keys())
     for entries in lists.values():
         assert all(len(labels) == num_classes and labels.sum() >= 1 for labels in entries.values())
 
@@ -51,7 +56,7 @@ def test_prepare_coco(tmp_path: Path) -> None:
     root = write_fake_coco(tmp_path / "coco", images=(40, 30), without_category=3)
     prepare(["coco", "--root", str(root), "--num-query", "10", "--num-train", "20", "--seed", "5"])
     lists = _lists(root)
-    _check_protocol(lists, (20, 10, 64 - 10), 80)  # 70 images, 6 without a category
+    _check_protocol(lists, (20, 10, 64 - 10, 10), 80)  # 70 images, 6 without a category
     everything = {**lists["test"], **lists["database"]}
     assert {path.split("/")[0] for path in everything} == {"train2014", "val2014"}
     assert all((root / path).is_file() for path in everything)
@@ -68,6 +73,7 @@ def test_prepare_coco(tmp_path: Path) -> None:
         "train": 20,
         "query": 10,
         "database": 54,
+        "val_query": 10,
         "dropped_without_category": 6,
         "dropped_missing": 0,
     }
@@ -124,7 +130,7 @@ def test_prepare_nuswide(tmp_path: Path) -> None:
     root = write_fake_nuswide(tmp_path / "nus", num_images=80, without_concept=4)
     prepare(["nuswide", "--root", str(root), "--num-query", "10", "--num-train", "20"])
     lists = _lists(root)
-    _check_protocol(lists, (20, 10, 76 - 10), 21)
+    _check_protocol(lists, (20, 10, 76 - 10, 10), 21)
     classes = (root / "classes.txt").read_text().split()
     assert len(classes) == 21 and classes == sorted(classes) and set(classes) <= set(NUSWIDE_CONCEPTS)
     counts = {
@@ -171,13 +177,15 @@ def test_prepare_imagenet100(tmp_path: Path) -> None:
             "--classes",
             str(classes),
             "--train-per-class",
-            "3",
+            "2",
             "--query-per-class",
             "2",
+            "--val-per-class",
+            "1",
         ]
     )
     lists = _lists(root)
-    _check_protocol(lists, (300, 200, 400), 100)
+    _check_protocol(lists, (200, 200, 400, 100), 100)
     wnids = classes.read_text().split()
     assert all(path.startswith("val/") for path in lists["test"]) and all(
         p.startswith("train/") for p in lists["database"]
@@ -186,7 +194,7 @@ def test_prepare_imagenet100(tmp_path: Path) -> None:
         for path, labels in entries.items():
             assert labels.sum() == 1 and wnids[int(labels.argmax())] == path.split("/")[1]
     per_class = np.sum([labels for labels in lists["train"].values()], axis=0)
-    assert per_class.tolist() == [3] * 100
+    assert per_class.tolist() == [2] * 100
     datamodule = ImageNet100(str(root), image_size=32, num_workers=0)
     datamodule.setup("fit")
     assert (len(datamodule.query_dataset), datamodule.multi_label, datamodule.top_k) == (200, False, 1000)
@@ -216,8 +224,11 @@ def test_prepare_imagenet100(tmp_path: Path) -> None:
 def test_prepare_help_and_cli_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exit_info:
         prepare(["--help"])
-    assert exit_info.value.code == 0 and "{cifar10,coco,nuswide,imagenet100}" in capsys.readouterr().out
-    for dataset in ("cifar10", "coco", "nuswide", "imagenet100"):
+    assert (
+        exit_info.value.code == 0
+        and "{cifar10,coco,nuswide,imagenet100,mirflickr,voc}" in capsys.readouterr().out
+    )
+    for dataset in ("cifar10", "coco", "nuswide", "imagenet100", "mirflickr", "voc"):
         with pytest.raises(SystemExit):
             prepare([dataset, "--help"])
         assert "--seed" in capsys.readouterr().out
