@@ -6,11 +6,23 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import EXPERIMENTS, run_hashbench
-from fakedata import write_fake_cifar10, write_fake_coco, write_fake_imagenet, write_fake_nuswide
+from fakedata import (
+    write_fake_cifar10,
+    write_fake_coco,
+    write_fake_imagenet,
+    write_fake_mirflickr,
+    write_fake_nuswide,
+)
 
 from hashbench.data.prepare import main as prepare
 
+DATA_TINY = (
+    "--data.init_args.image_size", "32",
+    "--data.init_args.batch_size", "8",
+    "--data.init_args.num_workers", "0",
+)  # fmt: skip
 TINY = (
     "--trainer.fast_dev_run", "1",
     "--trainer.logger", "false",
@@ -18,9 +30,7 @@ TINY = (
     "--model.backbone", "hashbench.backbones.SmallCNN",
     "--model.backbone.in_channels", "3",
     "--model.backbone.width", "8",
-    "--data.init_args.image_size", "32",
-    "--data.init_args.batch_size", "8",
-    "--data.init_args.num_workers", "0",
+    *DATA_TINY,
 )  # fmt: skip
 
 
@@ -82,3 +92,13 @@ def test_fit_with_a_missing_root_fails_clearly(
     err = capsys.readouterr().err
     assert f"hashbench: error: NUS-WIDE: the data root {missing} does not exist" in err
     assert "hashbench prepare nuswide" in err and "Traceback" not in err
+
+
+def test_fit_mirflickr_with_the_data_only_config(tmp_path: Path) -> None:
+    root = write_fake_mirflickr(tmp_path / "mirflickr", num_images=40)
+    prepare(["mirflickr", "--root", str(root), "--num-images", "40", "--num-query", "5", "--num-train", "10"])
+    fragment = str(EXPERIMENTS / "data" / "mirflickr.yaml")  # after the method config, then the data options
+    run_dir = _fit("dpsh_hswd_64_coco.yaml", root, tmp_path / "runs", "--config", fragment,
+                   "--data.init_args.root", str(root), *DATA_TINY)  # fmt: skip
+    data = yaml.safe_load((run_dir / "config.yaml").read_text())["data"]
+    assert data["class_path"] == "hashbench.data.MIRFlickr" and data["init_args"]["top_k"] is None

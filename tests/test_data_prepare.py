@@ -7,9 +7,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakedata import NUSWIDE_CONCEPTS, write_fake_coco, write_fake_imagenet, write_fake_nuswide
+from fakedata import (
+    MIRFLICKR_LABELS,
+    NUSWIDE_CONCEPTS,
+    VOC_CLASSES,
+    write_fake_coco,
+    write_fake_imagenet,
+    write_fake_mirflickr,
+    write_fake_nuswide,
+    write_fake_voc,
+)
 
-from hashbench.data import COCO, NUSWIDE, ImageNet100
+from hashbench.data import COCO, NUSWIDE, VOC, ImageNet100, MIRFlickr
 from hashbench.data.prepare import main as prepare
 from hashbench.data.prepare import split_query_database
 from hashbench.errors import UserError
@@ -240,3 +249,60 @@ def test_prepare_help_and_cli_errors(capsys: pytest.CaptureFixture[str], tmp_pat
     err = capsys.readouterr().err
     assert err.startswith("hashbench: error: COCO: the data root") and "cocodataset.org" in err
     assert "Traceback" not in err
+
+
+def test_prepare_mirflickr(tmp_path: Path) -> None:
+    root = write_fake_mirflickr(tmp_path / "mir", num_images=60, unlabelled=3)
+    prepare(["mirflickr", "--root", str(root), "--num-images", "60", "--num-query", "8", "--num-train", "20",
+             "--num-val", "5"])  # fmt: skip
+    lists = _lists(root)
+    _check_protocol(lists, (20, 8, 57 - 8, 5), 24)
+    assert (root / "classes.txt").read_text().split() == MIRFLICKR_LABELS
+    annotations = root / "mirflickr25k_annotations_v080"
+    for path, labels in {**lists["test"], **lists["database"]}.items():
+        number = int(path.removeprefix("mirflickr/im").removesuffix(".jpg"))
+        expected = [
+            str(number) in (annotations / f"{name}.txt").read_text().split() for name in MIRFLICKR_LABELS
+        ]
+        assert labels.tolist() == [int(e) for e in expected] and (root / path).is_file()
+    datamodule = MIRFlickr(str(root), image_size=32, num_workers=0)
+    datamodule.setup("fit")
+    assert (len(datamodule.val_query_dataset), datamodule.num_classes, datamodule.top_k) == (5, 24, None)
+    (annotations / "sky.txt").unlink()
+    with pytest.raises(UserError, match=r"1 of the 24 label files are missing .*\(sky\).*mirdownload"):
+        prepare(["mirflickr", "--root", str(root), "--out", str(tmp_path / "o")])
+
+
+def test_prepare_voc(tmp_path: Path) -> None:
+    root = write_fake_voc(tmp_path / "voc", num_images=60, unlabelled=3)
+    base = ["voc", "--root", str(root), "--num-query", "8", "--num-train", "20", "--num-val", "5"]
+    prepare(base)
+    lists = _lists(root)
+    _check_protocol(lists, (20, 8, 57 - 28, 5), 20, train_in_database=False)
+    main = root / "VOCdevkit/VOC2012/ImageSets/Main"
+    path, labels = next(iter(lists["database"].items()))
+    image = Path(path).stem
+    values = [dict(line.split() for line in (main / f"{c}_trainval.txt").read_text().splitlines())[image]
+              for c in VOC_CLASSES]  # fmt: skip
+    assert labels.tolist() == [int(v == "1") for v in values]  # difficult (0) counts as absent
+    prepare([*base, "--difficult", "positive", "--out", str(tmp_path / "difficult")])
+    assert len(_read(tmp_path / "difficult" / "database.txt")) == 60 - 28  # the 3 "difficult only" are kept
+    datamodule = VOC(str(root), image_size=32, num_workers=0)
+    datamodule.setup("fit")
+    assert (len(datamodule.database_dataset), datamodule.num_classes) == (29, 20)
+    with pytest.raises(UserError, match=r"VOC: .*aeroplane_val.txt does not exist.*VOCtrainval"):
+        prepare([*base, "--image-set", "val", "--out", str(tmp_path / "o")])
+
+
+def test_prepare_nuswide_all_81_concepts(tmp_path: Path) -> None:
+    root = write_fake_nuswide(tmp_path / "nus", num_images=80, without_concept=4)
+    prepare(
+        ["nuswide", "--root", str(root), "--num-concepts", "81", "--num-query", "10", "--num-train", "20"]
+    )
+    assert (root / "classes.txt").read_text().split() == list(NUSWIDE_CONCEPTS)
+    _check_protocol(_lists(root), (20, 10, 76 - 10, 10), 81)
+    datamodule = NUSWIDE(str(root), num_concepts=81, image_size=32, num_workers=0)
+    datamodule.setup("fit")
+    assert datamodule.num_classes == 81 and len(datamodule.val_query_dataset) == 10
+    with pytest.raises(UserError, match=r"every line of .* has 81 labels, but NUS-WIDE has 21"):
+        NUSWIDE(str(root)).setup("fit")

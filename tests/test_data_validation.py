@@ -206,3 +206,14 @@ def test_unseen_class_protocol(factory: Factory, tmp_path: Path) -> None:
     drawn.setup("fit")
     with pytest.raises(UserError, match="leave at least one class seen"):
         factory(tmp_path, unseen_classes=list(range(datamodule.num_classes))).setup("fit")
+
+
+def test_digits_demo_defaults() -> None:
+    """The demo protocol: 200 test queries, 800 training images, 797 database images as before; 20
+    validation queries a class from the database, ranked against the other 597."""
+    datamodule = Digits()
+    datamodule.setup("fit")
+    sizes = [len(getattr(datamodule, f"{role}_dataset")) for role in ("query", "train", "database")]
+    assert sizes == [200, 800, 797]
+    assert (len(datamodule.val_query_dataset), len(datamodule.val_database_dataset)) == (200, 597)
+    assert (datamodule.eval_batch_size, datamodule.num_workers) == (512, 0)

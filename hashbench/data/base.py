@@ -48,6 +48,8 @@ class RetrievalDataModule(LightningDataModule):
     num_classes: int
     multi_label: bool
     top_k: int | None
+    dataset_name: str = "retrieval dataset"
+    """Name used in messages."""
     train_dataset: Dataset
     query_dataset: Dataset
     database_dataset: Dataset
@@ -104,7 +106,7 @@ class RetrievalDataModule(LightningDataModule):
         Returns:
             Positions for each of :data:`~hashbench.data.splits.ROLES`, sorted ascending.
         """
-        name = getattr(self, "dataset_name", type(self).__name__)
+        name = self.dataset_name
         if self.unseen_classes is not None:
             unseen = draw_unseen_classes(self.unseen_classes, labels.shape[1], self.seed)
             given = {} if val_query is None else {"val_query": val_query}

@@ -315,7 +315,7 @@ class ListFileDataModule(RetrievalDataModule):
         return (
             f"Put the images there and build the list files with `hashbench prepare {self.prepare_command} "
             f"--root {root}` (see `hashbench prepare {self.prepare_command} --help`), or put your own "
-            "train.txt, test.txt and database.txt there."
+            "train.txt, test.txt and database.txt (and val.txt) there."
         )
 
     def setup(self, stage: str | None = None) -> None:
