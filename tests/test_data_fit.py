@@ -34,14 +34,14 @@ TINY = (
 )  # fmt: skip
 
 
-def _fit(config: str, root: Path, runs: Path, *extra: str) -> Path:
-    """Run ``hashbench fit`` and return the run folder."""
+def _fit(config: str, root: Path, runs: Path, *extra: str, run_name: str | None = None) -> Path:
+    """Run ``hashbench fit`` and return the run folder (named after the last config, ``run_name``)."""
     result = run_hashbench(
         "fit", "--config", EXPERIMENTS / config, "--data.init_args.root", root,
         "--trainer.default_root_dir", runs, *TINY, *extra,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    (run_dir,) = (runs / Path(config).stem).iterdir()
+    (run_dir,) = (runs / (run_name or Path(config).stem)).iterdir()
     return run_dir
 
 
@@ -99,6 +99,6 @@ def test_fit_mirflickr_with_the_data_only_config(tmp_path: Path) -> None:
     prepare(["mirflickr", "--root", str(root), "--num-images", "40", "--num-query", "5", "--num-train", "10"])
     fragment = str(EXPERIMENTS / "data" / "mirflickr.yaml")  # after the method config, then the data options
     run_dir = _fit("dpsh_hswd_64_coco.yaml", root, tmp_path / "runs", "--config", fragment,
-                   "--data.init_args.root", str(root), *DATA_TINY)  # fmt: skip
+                   "--data.init_args.root", str(root), *DATA_TINY, run_name="mirflickr")  # fmt: skip
     data = yaml.safe_load((run_dir / "config.yaml").read_text())["data"]
     assert data["class_path"] == "hashbench.data.MIRFlickr" and data["init_args"]["top_k"] is None

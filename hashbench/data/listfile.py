@@ -354,7 +354,7 @@ class ListFileDataModule(RetrievalDataModule):
                 raise UserError(f"{self.dataset_name}: no images of {image_list.file} are left to use.")
         paths, labels, published = _pool(lists)
         if "val_query" not in published:
-            rank_zero_info(self._carving_note(val_file, len(published["query"])))
+            rank_zero_info(self._carving_note(val_file))
         split = self.final_split(
             labels,
             {role: published[role] for role in ("train", "query", "database")},
@@ -382,7 +382,7 @@ class ListFileDataModule(RetrievalDataModule):
             return num_query
         return max(1, round(num_query / len(np.unique(query_labels.argmax(axis=1)))))
 
-    def _carving_note(self, val_file: Path, num_query: int) -> str:
+    def _carving_note(self, val_file: Path) -> str:
         how_many = (
             f"{self.val_queries} {'a class' if not self.multi_label else 'in total'}"
             if self.val_queries is not None
