@@ -12,17 +12,11 @@ from fakedata import (
     write_fake_cifar10,
     write_fake_coco,
     write_fake_imagenet,
-    write_fake_mirflickr,
     write_fake_nuswide,
 )
 
 from hashbench.data.prepare import main as prepare
 
-DATA_TINY = (
-    "--data.init_args.image_size", "32",
-    "--data.init_args.batch_size", "8",
-    "--data.init_args.num_workers", "0",
-)  # fmt: skip
 TINY = (
     "--trainer.fast_dev_run", "1",
     "--trainer.logger", "false",
@@ -30,18 +24,20 @@ TINY = (
     "--model.backbone", "hashbench.backbones.SmallCNN",
     "--model.backbone.in_channels", "3",
     "--model.backbone.width", "8",
-    *DATA_TINY,
+    "--data.init_args.image_size", "32",
+    "--data.init_args.batch_size", "8",
+    "--data.init_args.num_workers", "0",
 )  # fmt: skip
 
 
-def _fit(config: str, root: Path, runs: Path, *extra: str, run_name: str | None = None) -> Path:
-    """Run ``hashbench fit`` and return the run folder (named after the last config, ``run_name``)."""
+def _fit(config: str, root: Path, runs: Path, *extra: str) -> Path:
+    """Run ``hashbench fit`` and return the run folder."""
     result = run_hashbench(
         "fit", "--config", EXPERIMENTS / config, "--data.init_args.root", root,
         "--trainer.default_root_dir", runs, *TINY, *extra,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    (run_dir,) = (runs / (run_name or Path(config).stem)).iterdir()
+    (run_dir,) = (runs / Path(config).stem).iterdir()
     return run_dir
 
 
@@ -94,11 +90,19 @@ def test_fit_with_a_missing_root_fails_clearly(
     assert "hashbench prepare nuswide" in err and "Traceback" not in err
 
 
-def test_fit_mirflickr_with_the_data_only_config(tmp_path: Path) -> None:
-    root = write_fake_mirflickr(tmp_path / "mirflickr", num_images=40)
-    prepare(["mirflickr", "--root", str(root), "--num-images", "40", "--num-query", "5", "--num-train", "10"])
-    fragment = str(EXPERIMENTS / "data" / "mirflickr.yaml")  # after the method config, then the data options
-    run_dir = _fit("dpsh_hswd_64_coco.yaml", root, tmp_path / "runs", "--config", fragment,
-                   "--data.init_args.root", str(root), *DATA_TINY, run_name="mirflickr")  # fmt: skip
-    data = yaml.safe_load((run_dir / "config.yaml").read_text())["data"]
-    assert data["class_path"] == "hashbench.data.MIRFlickr" and data["init_args"]["top_k"] is None
+def test_data_only_configs_compose_with_a_method_config(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hashbench.cli import main as cli_main  # in-process: only the config is resolved
+
+    monkeypatch.setenv("HASHBENCH_RUN_DIR", "")  # restored after the test; the CLI sets it
+
+    for name, class_path in (("mirflickr", "hashbench.data.MIRFlickr"), ("voc", "hashbench.data.VOC")):
+        args = ["fit", "--config", EXPERIMENTS / "dpsh_hswd_64_coco.yaml",
+                "--config", EXPERIMENTS / "data" / f"{name}.yaml", "--print_config"]  # fmt: skip
+        with pytest.raises(SystemExit) as exit_info:
+            cli_main(list(map(str, args)))
+        assert exit_info.value.code in (0, None)
+        data = yaml.safe_load(capsys.readouterr().out)["data"]
+        assert data["class_path"] == class_path
+        assert (data["init_args"]["top_k"], data["init_args"]["root"]) == (None, f"data/{name}")
