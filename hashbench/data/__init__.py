@@ -1,4 +1,4 @@
-"""Retrieval DataModules: train / query / database splits."""
+"""Retrieval DataModules: train / query / database splits and a validation split carved from the database."""
 
 from hashbench.data.base import RetrievalDataModule, RetrievalItem
 from hashbench.data.cifar10 import CIFAR10
