@@ -202,6 +202,9 @@ def test_unseen_class_protocol(factory: Factory, tmp_path: Path) -> None:
         assert len(labels) and ((seen & ~unseen) if role == "train" else (unseen & ~seen)).all(), role
     if factory is _nuswide_mixed:  # lines cycle through 5 label sets, 2 of them unseen-only, 1 mixed
         assert len(datamodule.database_dataset) == 12 and len(datamodule.train_dataset) == 8
+        default = factory(tmp_path, unseen_classes=[0, 1, 2], val_queries=None)
+        default.setup("fit")  # as many validation queries as the (unseen-class) test queries
+        assert len(default.val_query_dataset) == len(default.query_dataset) == 4
     drawn = factory(tmp_path, unseen_classes=0.5)
     drawn.setup("fit")
     with pytest.raises(UserError, match="leave at least one class seen"):

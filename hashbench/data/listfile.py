@@ -24,6 +24,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 
 from hashbench.data.base import RetrievalDataModule, RetrievalItem
+from hashbench.data.splits import draw_unseen_classes, restrict_to_unseen
 from hashbench.data.transforms import image_transforms
 from hashbench.errors import UserError
 
@@ -358,7 +359,7 @@ class ListFileDataModule(RetrievalDataModule):
         split = self.final_split(
             labels,
             {role: published[role] for role in ("train", "query", "database")},
-            self._val_size(len(published["query"]), labels[published["query"]]),
+            self._val_size(labels[published["query"]]),
             val_query=published.get("val_query"),
         )
         skip = self.bad_images == "skip"
@@ -374,13 +375,19 @@ class ListFileDataModule(RetrievalDataModule):
         self.set_datasets(dataset, split)
         self.lists = lists
 
-    def _val_size(self, num_query: int, query_labels: np.ndarray) -> int:
-        """``val_queries``, or as many as the test queries (a class, for single-label data)."""
+    def _val_size(self, query_labels: np.ndarray) -> int:
+        """``val_queries``, or as many as the test queries (a class, for single-label data; those of
+        unseen classes only under ``unseen_classes``); ``query_labels`` ``(Q, C)``."""
         if self.val_queries is not None:
             return self.val_queries
+        if self.unseen_classes is not None:
+            unseen = draw_unseen_classes(self.unseen_classes, self.num_classes, self.seed)
+            query_labels = query_labels[
+                restrict_to_unseen(query_labels, {"query": np.arange(len(query_labels))}, unseen)["query"]
+            ]
         if self.multi_label:
-            return num_query
-        return max(1, round(num_query / len(np.unique(query_labels.argmax(axis=1)))))
+            return len(query_labels)
+        return max(1, round(len(query_labels) / len(np.unique(query_labels.argmax(axis=1)))))
 
     def _carving_note(self, val_file: Path) -> str:
         how_many = (
