@@ -1,10 +1,12 @@
 """Writers of tiny fake datasets in the real on-disk formats, for tests (no download needed).
 
 * :func:`write_fake_cifar10`: torchvision's ``cifar-10-batches-py`` pickles.
-* :func:`write_fake_listfile_dataset`: JPEGs with ``train.txt`` / ``test.txt`` / ``database.txt``.
+* :func:`write_fake_listfile_dataset`: JPEGs with ``train.txt``, ``test.txt``, ``database.txt`` (``val.txt``).
 * :func:`write_fake_coco`: ``train2014/``, ``val2014/`` and ``annotations/instances_*2014.json``.
 * :func:`write_fake_nuswide`: ``Flickr/``, ``ImageList/Imagelist.txt``, ``Groundtruth/AllLabels/Labels_*``.
 * :func:`write_fake_imagenet`: ``train/<wnid>/*.JPEG``, ``val/<wnid>/*.JPEG`` and a class list.
+* :func:`write_fake_mirflickr`: ``mirflickr/im<N>.jpg``, ``mirflickr25k_annotations_v080/<label>[_r1].txt``.
+* :func:`write_fake_voc`: ``VOCdevkit/VOC2012/JPEGImages/`` and ``ImageSets/Main/<class>_trainval.txt``.
 """
 
 from __future__ import annotations
@@ -82,8 +84,10 @@ def write_fake_listfile_dataset(
     multi_label: bool,
     sizes: tuple[int, int, int] = (20, 10, 30),
     image_size: int = 40,
+    val: int = 0,
 ) -> Path:
-    """Write JPEGs under ``root/images/`` and the lists ``train.txt``, ``test.txt``, ``database.txt``.
+    """Write JPEGs under ``root/images/`` and the lists ``train.txt``, ``test.txt``, ``database.txt``, and
+    ``val.txt`` holding the first ``val`` database lines when ``val`` > 0.
 
     Args:
         root: data root to create.
@@ -105,6 +109,8 @@ def write_fake_listfile_dataset(
             _write_jpeg(root / path, rng, image_size, tint=int(row.argmax()))
             lines.append(f"{path} {' '.join(map(str, row))}\n")
         (root / f"{role}.txt").write_text("".join(lines))
+    if val:
+        (root / "val.txt").write_text("".join((root / "database.txt").read_text().splitlines(True)[:val]))
     return root
 
 
@@ -198,4 +204,63 @@ def write_fake_imagenet(
             for i in range(count):
                 _write_jpeg(root / folder / wnid / f"{wnid}_{folder}_{i}.JPEG", rng, size, tint=k)
     (root / "imagenet100_classes.txt").write_text("".join(f"{wnid}\n" for wnid in wnids[:num_classes]))
+    return root
+
+
+MIRFLICKR_LABELS = (  # noqa: SIM905
+    "animals baby bird car clouds dog female flower food indoor lake male night people plant_life portrait "
+    "river sea sky structures sunset transport tree water"
+).split()
+"""The 24 potential labels of ``mirflickr25k_annotations_v080``."""
+VOC_CLASSES = (  # noqa: SIM905
+    "aeroplane bicycle bird boat bottle bus car cat chair cow diningtable dog horse motorbike person "
+    "pottedplant sheep sofa train tvmonitor"
+).split()
+
+
+def write_fake_mirflickr(root: Path, num_images: int = 60, unlabelled: int = 3, size: int = 16) -> Path:
+    """Write a MIRFlickr-25K layout: ``mirflickr/im1.jpg …``, and in ``mirflickr25k_annotations_v080/`` one
+    ``<label>.txt`` per potential label (1-based image numbers, one a line), ``<label>_r1.txt`` relevant-only
+    subsets for some labels and a ``README.txt``. The last ``unlabelled`` images have no label.
+    Returns ``root``.
+    """
+    root = Path(root)
+    rng = np.random.default_rng(4)
+    labels = (rng.random((num_images, len(MIRFLICKR_LABELS))) < 0.1).astype(np.uint8)
+    labels[np.arange(num_images), rng.integers(0, len(MIRFLICKR_LABELS), num_images)] = 1
+    labels[num_images - unlabelled :] = 0
+    for i in range(num_images):
+        _write_jpeg(root / "mirflickr" / f"im{i + 1}.jpg", rng, size, tint=i)
+    folder = root / "mirflickr25k_annotations_v080"
+    folder.mkdir(parents=True, exist_ok=True)
+    for j, name in enumerate(MIRFLICKR_LABELS):
+        numbers = np.flatnonzero(labels[:, j]) + 1
+        (folder / f"{name}.txt").write_text("".join(f"{n}\n" for n in numbers))
+        if j % 2 == 0:  # the relevant-only variants: subsets, which prepare must not read
+            (folder / f"{name}_r1.txt").write_text("".join(f"{n}\n" for n in numbers[::2]))
+    (folder / "README.txt").write_text("MIRFLICKR-25000 annotations: one file per label, image numbers.\n")
+    return root
+
+
+def write_fake_voc(root: Path, num_images: int = 60, unlabelled: int = 3, size: int = 16) -> Path:
+    """Write a PASCAL VOC 2012 layout: ``VOCdevkit/VOC2012/JPEGImages/<id>.jpg`` and
+    ``ImageSets/Main/<class>_trainval.txt`` (``<id> <1|-1|0>``, 0 = difficult only, ids padded as in the
+    devkit). The last ``unlabelled`` images have no 1 (only -1 and 0). Returns ``root``.
+    """
+    root = Path(root)
+    rng = np.random.default_rng(5)
+    devkit = root / "VOCdevkit" / "VOC2012"
+    values = np.where(rng.random((num_images, len(VOC_CLASSES))) < 0.08, 1, -1)
+    values[np.arange(num_images), rng.integers(0, len(VOC_CLASSES), num_images)] = 1
+    values[rng.random((num_images, len(VOC_CLASSES))) < 0.05] = 0
+    values[num_images - unlabelled :] = np.where(values[num_images - unlabelled :] == 1, 0, -1)
+    ids = [f"2008_{i:06d}" for i in range(num_images)]
+    for i, image in enumerate(ids):
+        _write_jpeg(devkit / "JPEGImages" / f"{image}.jpg", rng, size, tint=i)
+    main = devkit / "ImageSets" / "Main"
+    main.mkdir(parents=True, exist_ok=True)
+    for j, name in enumerate(VOC_CLASSES):
+        (main / f"{name}_trainval.txt").write_text(
+            "".join(f"{image} {v:2d}\n" for image, v in zip(ids, values[:, j], strict=True))
+        )
     return root

@@ -80,14 +80,14 @@ def test_fit_writes_run_folder_and_prints_metric_table(fitted: tuple[Path, str])
     assert (run_dir / "lightning_logs").is_dir()  # the CSV logger writes inside the run folder
 
 
-def test_test_from_checkpoint_reproduces_final_metrics(fitted: tuple[Path, str], tmp_path: Path) -> None:
+def test_validate_from_checkpoint_reproduces_final_metrics(fitted: tuple[Path, str], tmp_path: Path) -> None:
     run_dir, _ = fitted
     fit_metrics = json.loads((run_dir / "metrics.json").read_text())
-    result = from_checkpoint("test", run_dir, tmp_path)
+    result = from_checkpoint("validate", run_dir, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    test_metrics = json.loads((_only_run_dir(tmp_path) / "metrics.json").read_text())
+    val_metrics = json.loads((_only_run_dir(tmp_path) / "metrics.json").read_text())
     for name in ("mAP@all", "P@100", "P@H<=2", "bit_entropy", "quantization_error"):
-        assert test_metrics[f"test/{name}"] == pytest.approx(fit_metrics[f"val/{name}"], abs=1e-6), name
+        assert val_metrics[f"val/{name}"] == pytest.approx(fit_metrics[f"val/{name}"], abs=1e-6), name
 
 
 def test_load_from_checkpoint_needs_no_arguments(fitted: tuple[Path, str]) -> None:
@@ -111,12 +111,15 @@ def test_predict_writes_packed_codes_to_the_run_folder(fitted: tuple[Path, str],
     assert saved["database"]["indices"].tolist() == list(range(797))
 
 
-def test_ddp_test_with_two_gloo_ranks_equals_one_process(fitted: tuple[Path, str], tmp_path: Path) -> None:
-    """Uneven shards (797 database items on 2 ranks) exercise the dedup of DistributedSampler's padding."""
+def test_ddp_validate_with_two_gloo_ranks_equals_one_process(
+    fitted: tuple[Path, str], tmp_path: Path
+) -> None:
+    """Uneven shards (597 validation database items on 2 ranks) exercise the dedup of DistributedSampler's
+    padding."""
     run_dir, _ = fitted
     fit_metrics = json.loads((run_dir / "metrics.json").read_text())
     result = from_checkpoint(
-        "test",
+        "validate",
         run_dir,
         tmp_path,
         "--trainer.accelerator",
@@ -128,9 +131,9 @@ def test_ddp_test_with_two_gloo_ranks_equals_one_process(fitted: tuple[Path, str
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "MEMBER: 2/2" in result.stderr, "two processes must have run"
-    test_metrics = json.loads((_only_run_dir(tmp_path) / "metrics.json").read_text())
+    val_metrics = json.loads((_only_run_dir(tmp_path) / "metrics.json").read_text())
     for name in ("mAP@all", "P@100", "P@H<=2", "bit_entropy", "code_usage", "quantization_error"):
-        assert test_metrics[f"test/{name}"] == fit_metrics[f"val/{name}"], name
+        assert val_metrics[f"val/{name}"] == fit_metrics[f"val/{name}"], name
 
 
 def test_runs_never_share_a_folder_and_work_without_logger(tmp_path: Path) -> None:

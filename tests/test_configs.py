@@ -75,6 +75,7 @@ def _cifar10_args(root: Path) -> list[str]:
         "--data.init_args.image_size", "32",
         "--data.init_args.query_per_class", "2",
         "--data.init_args.train_per_class", "4",
+        "--data.init_args.val_query_per_class", "1",
     ]  # fmt: skip
 
 

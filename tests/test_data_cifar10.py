@@ -19,7 +19,13 @@ from hashbench.data.prepare import main as prepare
 from hashbench.errors import UserError
 
 PER_CLASS = 12  # of the fake data: 120 images, 20 per batch file
-SMALL = {"query_per_class": 2, "train_per_class": 5, "image_size": 32, "num_workers": 0}
+SMALL = {
+    "query_per_class": 2,
+    "train_per_class": 5,
+    "val_query_per_class": 1,
+    "image_size": 32,
+    "num_workers": 0,
+}
 pytestmark = pytest.mark.filterwarnings("ignore:CIFAR-10. the batches .* are not the official release")
 
 
@@ -48,7 +54,8 @@ def test_fake_pickles_have_the_official_structure(cifar_root: Path) -> None:
     with pytest.raises(RuntimeError, match="corrupted"):
         torchvision.datasets.CIFAR10(str(cifar_root), train=True, download=False)
     with pytest.warns(UserWarning, match="not the official release.*not comparable"):
-        load_cifar10(cifar_root)
+        _, _, num_train = load_cifar10(cifar_root)
+    assert num_train == 10 * PER_CLASS - 20  # all but the test batch
 
 
 @pytest.mark.parametrize(
@@ -77,10 +84,10 @@ def test_split_sizes_disjointness_and_labels(cifar_root: Path, protocol: str, da
 
 
 def test_split_is_seeded(cifar_root: Path) -> None:
-    _, labels = load_cifar10(cifar_root)
-    first = cifar10_split(labels, "paper", 2, 5, seed=0)
-    again = cifar10_split(labels, "paper", 2, 5, seed=0)
-    other = cifar10_split(labels, "paper", 2, 5, seed=1)
+    _, labels, num_train = load_cifar10(cifar_root)
+    first = cifar10_split(labels, num_train, "paper", 2, 5, seed=0)
+    again = cifar10_split(labels, num_train, "paper", 2, 5, seed=0)
+    other = cifar10_split(labels, num_train, "paper", 2, 5, seed=1)
     assert all(np.array_equal(first[role], again[role]) for role in first)
     assert not np.array_equal(first["query"], other["query"])
 
@@ -100,8 +107,10 @@ def test_loader_batches_and_transforms(cifar_root: Path) -> None:
     datamodule = _setup(cifar_root, image_size=48, batch_size=8)
     images, labels, indices = next(iter(datamodule.train_dataloader()))
     assert images.shape == (8, 3, 48, 48) and labels.shape == (8, 10) and indices.shape == (8,)
-    query, database = datamodule.val_dataloader()
+    query, database = datamodule.test_dataloader()
     assert len(query.dataset) == 20 and len(database.dataset) == 50
+    val_query, val_database = datamodule.val_dataloader()
+    assert len(val_query.dataset) == 10 and len(val_database.dataset) == 40
 
 
 def test_missing_root_names_it_and_how_to_get_the_data(tmp_path: Path) -> None:
@@ -153,6 +162,8 @@ def test_prepare_writes_the_split_the_datamodule_draws(cifar_root: Path, tmp_pat
             "2",
             "--train-per-class",
             "5",
+            "--val-query-per-class",
+            "1",
             "--seed",
             "3",
             "--out",
@@ -163,7 +174,7 @@ def test_prepare_writes_the_split_the_datamodule_draws(cifar_root: Path, tmp_pat
     assert (content["seed"], content["protocol"], len(content["query"])) == (3, "paper", 20)
     datamodule = _setup(cifar_root, seed=3)
     assert datamodule.split is not None
-    for role in ("query", "train", "database"):
+    for role in ("query", "train", "database", "val_query"):
         assert content[role] == datamodule.split[role].tolist()
     from_file = _setup(cifar_root, seed=99, split_file=str(out))
     assert from_file.split is not None

@@ -6,8 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import EXPERIMENTS, run_hashbench
-from fakedata import write_fake_cifar10, write_fake_coco, write_fake_imagenet, write_fake_nuswide
+from fakedata import (
+    write_fake_cifar10,
+    write_fake_coco,
+    write_fake_imagenet,
+    write_fake_nuswide,
+)
 
 from hashbench.data.prepare import main as prepare
 
@@ -40,9 +46,11 @@ def test_fit_cifar10(tmp_path: Path) -> None:
     run_dir = _fit(
         "dpsh_hswd_64_cifar10.yaml", root, tmp_path / "runs",
         "--data.init_args.query_per_class", "2", "--data.init_args.train_per_class", "5",
+        "--data.init_args.val_query_per_class", "1",
     )  # fmt: skip
     split = json.loads((run_dir / "cifar10_split.json").read_text())
     assert (len(split["query"]), len(split["train"]), len(split["database"])) == (20, 50, 50)
+    assert len(split["val_query"]) == 10
     assert split["seed"] == 0 and split["protocol"] == "paper"
 
 
@@ -59,9 +67,9 @@ def test_fit_nuswide(tmp_path: Path) -> None:
 
 
 def test_fit_imagenet100(tmp_path: Path) -> None:
-    root = write_fake_imagenet(tmp_path / "imagenet", train_per_class=2, val_per_class=1)
+    root = write_fake_imagenet(tmp_path / "imagenet", train_per_class=3, val_per_class=1)
     prepare(["imagenet100", "--root", str(root), "--classes", str(root / "imagenet100_classes.txt"),
-             "--train-per-class", "1", "--query-per-class", "1"])  # fmt: skip
+             "--train-per-class", "1", "--query-per-class", "1", "--val-per-class", "1"])  # fmt: skip
     _fit("dpsh_hswd_64_imagenet100.yaml", root, tmp_path / "runs")
 
 
@@ -80,3 +88,21 @@ def test_fit_with_a_missing_root_fails_clearly(
     err = capsys.readouterr().err
     assert f"hashbench: error: NUS-WIDE: the data root {missing} does not exist" in err
     assert "hashbench prepare nuswide" in err and "Traceback" not in err
+
+
+def test_data_only_configs_compose_with_a_method_config(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hashbench.cli import main as cli_main  # in-process: only the config is resolved
+
+    monkeypatch.setenv("HASHBENCH_RUN_DIR", "")  # restored after the test; the CLI sets it
+
+    for name, class_path in (("mirflickr", "hashbench.data.MIRFlickr"), ("voc", "hashbench.data.VOC")):
+        args = ["fit", "--config", EXPERIMENTS / "dpsh_hswd_64_coco.yaml",
+                "--config", EXPERIMENTS / "data" / f"{name}.yaml", "--print_config"]  # fmt: skip
+        with pytest.raises(SystemExit) as exit_info:
+            cli_main(list(map(str, args)))
+        assert exit_info.value.code in (0, None)
+        data = yaml.safe_load(capsys.readouterr().out)["data"]
+        assert data["class_path"] == class_path
+        assert (data["init_args"]["top_k"], data["init_args"]["root"]) == (None, f"data/{name}")

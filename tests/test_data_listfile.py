@@ -28,7 +28,7 @@ def _lines(path: Path) -> list[str]:
 def test_datamodules_read_their_lists(
     tmp_path: Path, cls: type[ListFileDataModule], num_classes: int, multi_label: bool, top_k: int
 ) -> None:
-    root = write_fake_listfile_dataset(tmp_path / "data", num_classes, multi_label, sizes=(20, 10, 30))
+    root = write_fake_listfile_dataset(tmp_path / "data", num_classes, multi_label, sizes=(20, 10, 30), val=5)
     datamodule = cls(str(root), **FAST)  # type: ignore[call-arg]
     datamodule.setup("test")
     assert (
@@ -153,7 +153,7 @@ def test_corrupt_image_names_its_file(tmp_path: Path) -> None:
     workers = NUSWIDE(str(root), **{**FAST, "num_workers": 1, "persistent_workers": False})
     workers.setup("fit")
     with pytest.raises(UnreadableImageError, match=rf"cannot read image .*{bad}"):  # still a UserError
-        list(workers.val_dataloader()[0])
+        list(workers.test_dataloader()[0])
     with pytest.raises(UserError, match=rf"1 cannot be decoded \(.*{bad}"):
         NUSWIDE(str(root), verify_images=True, **FAST).setup("fit")
 
@@ -165,7 +165,7 @@ def test_skip_policy_leaves_unreadable_images_out_of_their_batch(tmp_path: Path)
     Path(root / _lines(root / "test.txt")[2].split()[0]).write_text("not an image")
     datamodule = NUSWIDE(str(root), bad_images="skip", eval_batch_size=10, **FAST)
     datamodule.setup("fit")
-    query_loader = datamodule.val_dataloader()[0]
+    query_loader = datamodule.test_dataloader()[0]
     with pytest.warns(
         UserWarning, match=r"skipped the unreadable image .*; [12] skipped by this loader process"
     ):

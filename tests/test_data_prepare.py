@@ -7,9 +7,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakedata import NUSWIDE_CONCEPTS, write_fake_coco, write_fake_imagenet, write_fake_nuswide
+from fakedata import (
+    MIRFLICKR_LABELS,
+    NUSWIDE_CONCEPTS,
+    VOC_CLASSES,
+    write_fake_coco,
+    write_fake_imagenet,
+    write_fake_mirflickr,
+    write_fake_nuswide,
+    write_fake_voc,
+)
 
-from hashbench.data import COCO, NUSWIDE, ImageNet100
+from hashbench.data import COCO, NUSWIDE, VOC, ImageNet100, MIRFlickr
 from hashbench.data.prepare import main as prepare
 from hashbench.data.prepare import split_query_database
 from hashbench.errors import UserError
@@ -22,17 +31,22 @@ def _read(path: Path) -> dict[str, np.ndarray]:
 
 
 def _lists(folder: Path) -> dict[str, dict[str, np.ndarray]]:
-    return {name: _read(folder / f"{name}.txt") for name in ("train", "test", "database")}
+    return {name: _read(folder / f"{name}.txt") for name in ("train", "test", "database", "val")}
 
 
 def _check_protocol(
-    lists: dict[str, dict[str, np.ndarray]], sizes: tuple[int, int, int], num_classes: int
+    lists: dict[str, dict[str, np.ndarray]],
+    sizes: tuple[int, int, int, int],
+    num_classes: int,
+    train_in_database: bool = True,
 ) -> None:
-    """Query and database disjoint, train drawn from the database, sizes and label counts as asked."""
-    train, query, database = lists["train"], lists["test"], lists["database"]
-    assert (len(train), len(query), len(database)) == sizes
+    """Query and database disjoint, train drawn from the database (or beside it), validation queries
+    database images that are neither training images nor queries; sizes and label counts as asked."""
+    train, query, database, val = lists["train"], lists["test"], lists["database"], lists["val"]
+    assert (len(train), len(query), len(database), len(val)) == sizes
     assert not query.keys() & database.keys()
-    assert train.keys() <= database.keys()
+    assert (train.keys() <= database.keys()) if train_in_database else not (train.keys() & database.keys())
+    assert val.keys() <= database.keys() and not val.keys() & (train.keys() | query.keys())
     for entries in lists.values():
         assert all(len(labels) == num_classes and labels.sum() >= 1 for labels in entries.values())
 
@@ -51,7 +65,7 @@ def test_prepare_coco(tmp_path: Path) -> None:
     root = write_fake_coco(tmp_path / "coco", images=(40, 30), without_category=3)
     prepare(["coco", "--root", str(root), "--num-query", "10", "--num-train", "20", "--seed", "5"])
     lists = _lists(root)
-    _check_protocol(lists, (20, 10, 64 - 10), 80)  # 70 images, 6 without a category
+    _check_protocol(lists, (20, 10, 64 - 10, 10), 80)  # 70 images, 6 without a category
     everything = {**lists["test"], **lists["database"]}
     assert {path.split("/")[0] for path in everything} == {"train2014", "val2014"}
     assert all((root / path).is_file() for path in everything)
@@ -68,6 +82,7 @@ def test_prepare_coco(tmp_path: Path) -> None:
         "train": 20,
         "query": 10,
         "database": 54,
+        "val_query": 10,
         "dropped_without_category": 6,
         "dropped_missing": 0,
     }
@@ -124,7 +139,7 @@ def test_prepare_nuswide(tmp_path: Path) -> None:
     root = write_fake_nuswide(tmp_path / "nus", num_images=80, without_concept=4)
     prepare(["nuswide", "--root", str(root), "--num-query", "10", "--num-train", "20"])
     lists = _lists(root)
-    _check_protocol(lists, (20, 10, 76 - 10), 21)
+    _check_protocol(lists, (20, 10, 76 - 10, 10), 21)
     classes = (root / "classes.txt").read_text().split()
     assert len(classes) == 21 and classes == sorted(classes) and set(classes) <= set(NUSWIDE_CONCEPTS)
     counts = {
@@ -171,13 +186,15 @@ def test_prepare_imagenet100(tmp_path: Path) -> None:
             "--classes",
             str(classes),
             "--train-per-class",
-            "3",
+            "2",
             "--query-per-class",
             "2",
+            "--val-per-class",
+            "1",
         ]
     )
     lists = _lists(root)
-    _check_protocol(lists, (300, 200, 400), 100)
+    _check_protocol(lists, (200, 200, 400, 100), 100)
     wnids = classes.read_text().split()
     assert all(path.startswith("val/") for path in lists["test"]) and all(
         p.startswith("train/") for p in lists["database"]
@@ -186,7 +203,7 @@ def test_prepare_imagenet100(tmp_path: Path) -> None:
         for path, labels in entries.items():
             assert labels.sum() == 1 and wnids[int(labels.argmax())] == path.split("/")[1]
     per_class = np.sum([labels for labels in lists["train"].values()], axis=0)
-    assert per_class.tolist() == [3] * 100
+    assert per_class.tolist() == [2] * 100
     datamodule = ImageNet100(str(root), image_size=32, num_workers=0)
     datamodule.setup("fit")
     assert (len(datamodule.query_dataset), datamodule.multi_label, datamodule.top_k) == (200, False, 1000)
@@ -216,8 +233,11 @@ def test_prepare_imagenet100(tmp_path: Path) -> None:
 def test_prepare_help_and_cli_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exit_info:
         prepare(["--help"])
-    assert exit_info.value.code == 0 and "{cifar10,coco,nuswide,imagenet100}" in capsys.readouterr().out
-    for dataset in ("cifar10", "coco", "nuswide", "imagenet100"):
+    assert (
+        exit_info.value.code == 0
+        and "{cifar10,coco,nuswide,imagenet100,mirflickr,voc}" in capsys.readouterr().out
+    )
+    for dataset in ("cifar10", "coco", "nuswide", "imagenet100", "mirflickr", "voc"):
         with pytest.raises(SystemExit):
             prepare([dataset, "--help"])
         assert "--seed" in capsys.readouterr().out
@@ -229,3 +249,60 @@ def test_prepare_help_and_cli_errors(capsys: pytest.CaptureFixture[str], tmp_pat
     err = capsys.readouterr().err
     assert err.startswith("hashbench: error: COCO: the data root") and "cocodataset.org" in err
     assert "Traceback" not in err
+
+
+def test_prepare_mirflickr(tmp_path: Path) -> None:
+    root = write_fake_mirflickr(tmp_path / "mir", num_images=60, unlabelled=3)
+    prepare(["mirflickr", "--root", str(root), "--num-images", "60", "--num-query", "8", "--num-train", "20",
+             "--num-val", "5"])  # fmt: skip
+    lists = _lists(root)
+    _check_protocol(lists, (20, 8, 57 - 8, 5), 24)
+    assert (root / "classes.txt").read_text().split() == MIRFLICKR_LABELS
+    annotations = root / "mirflickr25k_annotations_v080"
+    for path, labels in {**lists["test"], **lists["database"]}.items():
+        number = int(path.removeprefix("mirflickr/im").removesuffix(".jpg"))
+        expected = [
+            str(number) in (annotations / f"{name}.txt").read_text().split() for name in MIRFLICKR_LABELS
+        ]
+        assert labels.tolist() == [int(e) for e in expected] and (root / path).is_file()
+    datamodule = MIRFlickr(str(root), image_size=32, num_workers=0)
+    datamodule.setup("fit")
+    assert (len(datamodule.val_query_dataset), datamodule.num_classes, datamodule.top_k) == (5, 24, None)
+    (annotations / "sky.txt").unlink()
+    with pytest.raises(UserError, match=r"1 of the 24 label files are missing .*\(sky\).*mirdownload"):
+        prepare(["mirflickr", "--root", str(root), "--out", str(tmp_path / "o")])
+
+
+def test_prepare_voc(tmp_path: Path) -> None:
+    root = write_fake_voc(tmp_path / "voc", num_images=60, unlabelled=3)
+    base = ["voc", "--root", str(root), "--num-query", "8", "--num-train", "20", "--num-val", "5"]
+    prepare(base)
+    lists = _lists(root)
+    _check_protocol(lists, (20, 8, 57 - 28, 5), 20, train_in_database=False)
+    main = root / "VOCdevkit/VOC2012/ImageSets/Main"
+    path, labels = next(iter(lists["database"].items()))
+    image = Path(path).stem
+    values = [dict(line.split() for line in (main / f"{c}_trainval.txt").read_text().splitlines())[image]
+              for c in VOC_CLASSES]  # fmt: skip
+    assert labels.tolist() == [int(v == "1") for v in values]  # difficult (0) counts as absent
+    prepare([*base, "--difficult", "positive", "--out", str(tmp_path / "difficult")])
+    assert len(_read(tmp_path / "difficult" / "database.txt")) == 60 - 28  # the 3 "difficult only" are kept
+    datamodule = VOC(str(root), image_size=32, num_workers=0)
+    datamodule.setup("fit")
+    assert (len(datamodule.database_dataset), datamodule.num_classes) == (29, 20)
+    with pytest.raises(UserError, match=r"VOC: .*aeroplane_val.txt does not exist.*VOCtrainval"):
+        prepare([*base, "--image-set", "val", "--out", str(tmp_path / "o")])
+
+
+def test_prepare_nuswide_all_81_concepts(tmp_path: Path) -> None:
+    root = write_fake_nuswide(tmp_path / "nus", num_images=80, without_concept=4)
+    prepare(
+        ["nuswide", "--root", str(root), "--num-concepts", "81", "--num-query", "10", "--num-train", "20"]
+    )
+    assert (root / "classes.txt").read_text().split() == list(NUSWIDE_CONCEPTS)
+    _check_protocol(_lists(root), (20, 10, 76 - 10, 10), 81)
+    datamodule = NUSWIDE(str(root), num_concepts=81, image_size=32, num_workers=0)
+    datamodule.setup("fit")
+    assert datamodule.num_classes == 81 and len(datamodule.val_query_dataset) == 10
+    with pytest.raises(UserError, match=r"every line of .* has 81 labels, but NUS-WIDE has 21"):
+        NUSWIDE(str(root)).setup("fit")

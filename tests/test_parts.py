@@ -94,5 +94,5 @@ def test_digits_splits(with_train: bool) -> None:
     image, labels, index = data.query_dataset[3]
     assert image.shape == (1, 8, 8) and labels.shape == (10,) and labels.sum() == 1 and index == 3
     assert data.top_k is None and not data.multi_label
-    query, database = data.val_dataloader()
+    query, database = data.test_dataloader()
     assert len(query.dataset) == 100 and len(database.dataset) == len(data.database_dataset)

@@ -1,4 +1,4 @@
-"""The retrieval DataModule contract: three splits, label count, multi-label flag and K for mAP@K."""
+"""The retrieval DataModule contract: five splits, label count, multi-label flag and K for mAP@K."""
 
 from __future__ import annotations
 
@@ -6,10 +6,14 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from lightning import LightningDataModule
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
+
+from hashbench.data.splits import ROLES, draw_unseen_classes, finish_split, restrict_to_unseen
 
 RetrievalItem = tuple[Tensor, Tensor, int]
 """One sample: image ``(C, H, W)`` float, multi-hot labels ``(num_classes,)`` float32, index in its split."""
@@ -18,29 +22,45 @@ RetrievalItem = tuple[Tensor, Tensor, int]
 class RetrievalDataModule(LightningDataModule):
     """Base class for retrieval datasets.
 
-    After :meth:`setup` a subclass has set ``train_dataset``, ``query_dataset`` and
-    ``database_dataset`` (each yielding :data:`RetrievalItem`), ``num_classes``, ``multi_label``
+    After :meth:`setup` a subclass has set ``train_dataset``, ``query_dataset`` (test queries),
+    ``database_dataset`` (the test database, as published), ``val_query_dataset`` and
+    ``val_database_dataset`` (each yielding :data:`RetrievalItem`), ``num_classes``, ``multi_label``
     and ``top_k`` (K of mAP@K; ``None`` = the whole database).
 
-    Validation, test and predict run two dataloaders, query (index 0) and database (index 1).
+    Validation runs two dataloaders, validation queries (index 0) and validation database (index 1);
+    test and predict run test queries (0) and database (1). Validation queries are database images that
+    are neither test queries nor training images; the validation database is the database without them.
 
     Args:
         batch_size: training batch size.
-        eval_batch_size: batch size for query and database passes (default: ``batch_size``).
+        eval_batch_size: batch size for query and database passes (``None``: the subclass's default,
+            else ``batch_size``).
         num_workers: loader processes; ``None`` picks the subclass's default.
         pin_memory: pin host memory; ``None`` = when CUDA is available.
         persistent_workers: keep workers alive between epochs (only with ``num_workers > 0``).
         seed: seed of the split and of anything random in the data.
+        unseen_classes: the unseen-class protocol (Sablayrolles et al., 2017): class indices (or a
+            fraction of the classes, drawn with ``seed``) kept out of training. Training keeps the
+            images whose labels are all seen classes; queries, database and validation keep the images
+            whose labels are all unseen; images with both are dropped. ``None``: off.
     """
 
     num_classes: int
     multi_label: bool
     top_k: int | None
+    dataset_name: str = "retrieval dataset"
+    """Name used in messages."""
     train_dataset: Dataset
     query_dataset: Dataset
     database_dataset: Dataset
+    val_query_dataset: Dataset
+    val_database_dataset: Dataset
+    split: dict[str, np.ndarray] | None = None
+    """After :meth:`setup`: positions of each split into the pooled dataset (the subclass's pool)."""
 
     default_num_workers: int = min(8, os.cpu_count() or 1)
+    default_eval_batch_size: int | None = None
+    """Query/database batch size when ``eval_batch_size`` is ``None`` (``None``: ``batch_size``)."""
     collate_fn: Callable[[list[Any]], Any] | None = None
     """Batch collation (``None``: PyTorch's default)."""
 
@@ -52,16 +72,67 @@ class RetrievalDataModule(LightningDataModule):
         pin_memory: bool | None = None,
         persistent_workers: bool = True,
         seed: int = 0,
+        unseen_classes: list[int] | float | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
+        self.eval_batch_size = eval_batch_size or self.default_eval_batch_size or batch_size
         self.num_workers = self.default_num_workers if num_workers is None else num_workers
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.persistent_workers = persistent_workers and self.num_workers > 0
         self.seed = seed
+        self.unseen_classes = unseen_classes
+
+    def final_split(
+        self,
+        labels: np.ndarray,
+        split: dict[str, np.ndarray],
+        val_size: int,
+        val_query: np.ndarray | None = None,
+        carve_from_train: bool = False,
+    ) -> dict[str, np.ndarray]:
+        """The five splits from a published one: unseen-class restriction (if on), then validation.
+
+        Args:
+            labels: ``(N, C)`` 0/1 labels of the pooled dataset.
+            split: ``train``, ``query``, ``database`` positions into the pooled dataset.
+            val_size: validation queries per class (single-label) or in total (multi-label).
+            val_query: validation queries read from disk instead of drawn (checked).
+            carve_from_train: the database is the training set: draw validation queries from it and take
+                them out of training.
+
+        Returns:
+            Positions for each of :data:`~hashbench.data.splits.ROLES`, sorted ascending.
+        """
+        name = self.dataset_name
+        if self.unseen_classes is not None:
+            unseen = draw_unseen_classes(self.unseen_classes, labels.shape[1], self.seed)
+            given = {} if val_query is None else {"val_query": val_query}
+            split = restrict_to_unseen(labels, {**split, **given}, unseen)
+            val_query = split.pop("val_query", None)
+            rank_zero_info(
+                f"{name}: unseen-class protocol, unseen classes {unseen.tolist()}: "
+                + ", ".join(f"{len(split[role])} {role}" for role in ("train", "query", "database"))
+            )
+        return finish_split(
+            labels,
+            split,
+            val_size=val_size,
+            per_class=not self.multi_label,
+            seed=self.seed,
+            dataset=name,
+            val_query=val_query,
+            carve_from_train=carve_from_train,
+        )
+
+    def set_datasets(self, make: Callable[[np.ndarray, bool], Dataset], split: dict[str, np.ndarray]) -> None:
+        """Set the five ``*_dataset`` attributes (``make(positions, train)`` builds one) and ``split``, the
+        positions of each role into the pooled dataset."""
+        for role in ROLES:
+            setattr(self, f"{role}_dataset", make(split[role], role == "train"))
+        self.split = split
 
     def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
         return DataLoader(
@@ -81,17 +152,20 @@ class RetrievalDataModule(LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_dataset, train=True)
 
-    def _retrieval_loaders(self) -> list[DataLoader]:
+    def val_dataloader(self) -> list[DataLoader]:
+        """Validation queries (index 0) against the validation database (index 1)."""
+        return [
+            self._loader(self.val_query_dataset, train=False),
+            self._loader(self.val_database_dataset, train=False),
+        ]
+
+    def test_dataloader(self) -> list[DataLoader]:
+        """Test queries (index 0) against the database (index 1)."""
         return [
             self._loader(self.query_dataset, train=False),
             self._loader(self.database_dataset, train=False),
         ]
 
-    def val_dataloader(self) -> list[DataLoader]:
-        return self._retrieval_loaders()
-
-    def test_dataloader(self) -> list[DataLoader]:
-        return self._retrieval_loaders()
-
     def predict_dataloader(self) -> list[DataLoader]:
-        return self._retrieval_loaders()
+        """Test queries (index 0) and database (index 1)."""
+        return self.test_dataloader()

@@ -18,14 +18,14 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torchvision
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.datasets.utils import check_integrity
 
 from hashbench.data.base import RetrievalDataModule, RetrievalItem
-from hashbench.data.splits import split_per_class
+from hashbench.data.splits import finish_split, split_per_class
 from hashbench.data.transforms import image_transforms
 from hashbench.errors import UserError
 
@@ -33,8 +33,10 @@ FOLDER = "cifar-10-batches-py"
 BATCHES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")
 """Pooled order: official training batches 1–5 (positions 0–49,999), then the test batch (50,000–59,999)."""
 NUM_CLASSES = 10
-Protocol = Literal["paper", "paper_db_with_train"]
+Protocol = Literal["paper", "paper_db_with_train", "official"]
+PROTOCOLS: tuple[Protocol, ...] = ("paper", "paper_db_with_train", "official")
 SPLIT_ROLES = ("query", "train", "database")
+"""The roles a split file must hold; ``val_query`` is optional (carved at setup when absent)."""
 
 
 def _how_to_get(root: Path) -> str:
@@ -44,12 +46,13 @@ def _how_to_get(root: Path) -> str:
     )
 
 
-def load_cifar10(root: str | Path) -> tuple[np.ndarray, np.ndarray]:
+def load_cifar10(root: str | Path) -> tuple[np.ndarray, np.ndarray, int]:
     """Read and pool the six CIFAR-10 batches under ``root/cifar-10-batches-py``.
 
     Returns:
-        Images ``(N, 32, 32, 3)`` uint8 (HWC, RGB) and labels ``(N,)`` int64 in ``[0, 10)``, in the
-        order of :data:`BATCHES` (N = 60,000 for the official files).
+        Images ``(N, 32, 32, 3)`` uint8 (HWC, RGB), labels ``(N,)`` int64 in ``[0, 10)``, in the
+        order of :data:`BATCHES` (N = 60,000 for the official files), and the number of official
+        training images (the first 50,000; the test batch follows).
 
     Raises:
         UserError: a file is missing, unreadable, or not a CIFAR-10 batch.
@@ -75,7 +78,8 @@ def load_cifar10(root: str | Path) -> tuple[np.ndarray, np.ndarray]:
             f"CIFAR-10: the batches in {folder} are not the official release (their MD5s differ from "
             "torchvision's): fine for tests, but results are not comparable with published numbers."
         )
-    return np.concatenate(images).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), np.concatenate(labels)
+    pooled = np.concatenate(images).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return pooled, np.concatenate(labels), len(pooled) - len(labels[-1])
 
 
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -108,13 +112,28 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def cifar10_split(
-    labels: np.ndarray, protocol: Protocol, query_per_class: int, train_per_class: int, seed: int
+    labels: np.ndarray,
+    num_train: int,
+    protocol: Protocol,
+    query_per_class: int,
+    train_per_class: int,
+    seed: int,
 ) -> dict[str, np.ndarray]:
     """Seeded query / train / database positions into the pooled dataset, each sorted ascending.
 
-    ``paper``: the database is every item that is neither query nor training (54,000 of 60,000).
-    ``paper_db_with_train``: the database is every item but the queries (59,000).
+    ``paper``: per class ``query_per_class`` queries and ``train_per_class`` training images drawn from
+    the pooled 60,000; the database is every item that is neither (54,000).
+    ``paper_db_with_train``: the same draw; the database is every item but the queries (59,000).
+    ``official``: the official split, nothing drawn: the ``num_train`` official training images are the
+    training set and the database (50,000), the official test images are the queries (10,000).
     """
+    if protocol == "official":
+        official_train = np.arange(num_train)
+        return {
+            "query": np.arange(num_train, len(labels)),
+            "train": official_train,
+            "database": official_train,
+        }
     try:
         split = split_per_class(labels, query_per_class, train_per_class, seed)
     except ValueError as error:
@@ -127,22 +146,51 @@ def cifar10_split(
     return {"query": split.query, "train": split.train, "database": database}
 
 
+def cifar10_splits(
+    labels: np.ndarray,
+    num_train: int,
+    protocol: Protocol,
+    query_per_class: int,
+    train_per_class: int,
+    val_query_per_class: int,
+    seed: int,
+) -> dict[str, np.ndarray]:
+    """:func:`cifar10_split` plus the validation split (the five roles of
+    :func:`~hashbench.data.splits.finish_split`); in the ``official`` protocol the validation queries
+    are carved from the official training images and leave the training set."""
+    published = cifar10_split(labels, num_train, protocol, query_per_class, train_per_class, seed)
+    return finish_split(
+        np.eye(NUM_CLASSES, dtype=np.uint8)[labels],
+        published,
+        val_size=val_query_per_class,
+        per_class=True,
+        seed=seed,
+        dataset="CIFAR-10",
+        carve_from_train=protocol == "official",
+    )
+
+
 def write_split_file(path: str | Path, split: dict[str, np.ndarray], **metadata: Any) -> Path:
-    """Write a split as JSON: ``metadata`` plus the ``query``, ``train`` and ``database`` positions."""
+    """Write a split as JSON: ``metadata`` plus the ``query``, ``train``, ``database`` and ``val_query``
+    positions (the validation database is the database without the validation queries)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     content = {
         "dataset": "cifar10",
         **metadata,
         "positions": "into the pooled 60,000: data_batch_1..5 (0-49,999), then test_batch (50,000-59,999)",
-        **{role: split[role].tolist() for role in SPLIT_ROLES},
+        **{role: split[role].tolist() for role in (*SPLIT_ROLES, "val_query")},
     }
     path.write_text(json.dumps(content) + "\n")
     return path
 
 
-def read_split_file(path: str | Path, num_items: int) -> dict[str, np.ndarray]:
+def read_split_file(path: str | Path, num_items: int) -> tuple[dict[str, np.ndarray], str | None]:
     """Read a split written by :func:`write_split_file` and check it against ``num_items`` pooled items.
+
+    Returns:
+        The positions by role (``val_query`` only if the file has it; files written before validation
+        splits existed do not) and the file's ``protocol`` (``None`` if it names none).
 
     Raises:
         UserError: the file is missing or malformed, a position is out of range or repeated, or a
@@ -151,7 +199,9 @@ def read_split_file(path: str | Path, num_items: int) -> dict[str, np.ndarray]:
     path = Path(path).expanduser()
     try:
         content = json.loads(path.read_text())
-        split = {role: np.asarray(content[role], dtype=np.int64) for role in SPLIT_ROLES}
+        roles = [*SPLIT_ROLES, *(["val_query"] if "val_query" in content else [])]
+        split = {role: np.asarray(content[role], dtype=np.int64) for role in roles}
+        protocol = content.get("protocol")
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
         raise UserError(
             f"CIFAR-10: cannot read the split file {path} ({type(error).__name__}: {error}); write one with "
@@ -164,7 +214,7 @@ def read_split_file(path: str | Path, num_items: int) -> dict[str, np.ndarray]:
             raise UserError(f"CIFAR-10: {path}: '{role}' repeats positions.")
     if np.intersect1d(split["query"], np.union1d(split["train"], split["database"])).size:
         raise UserError(f"CIFAR-10: {path}: queries must not be training or database items.")
-    return {role: np.sort(positions) for role, positions in split.items()}
+    return {role: np.sort(positions) for role, positions in split.items()}, protocol
 
 
 def download_cifar10(root: str | Path) -> None:
@@ -211,31 +261,44 @@ class ArrayImageDataset(Dataset):
 
 
 class CIFAR10(RetrievalDataModule):
-    """CIFAR-10 (10 classes, single-label) from the pooled official train and test batches (60,000).
+    """CIFAR-10 (10 classes, single-label) in one of three protocols.
 
-    Per class, seeded: ``query_per_class`` queries and ``train_per_class`` training images.
-    Protocol ``paper``: the database is the remaining 54,000 (training images excluded);
-    ``paper_db_with_train``: the database is all but the queries (59,000). mAP runs over the whole
-    database. Under a Trainer the split is written to ``<default_root_dir>/cifar10_split.json`` (the run
-    folder with ``hashbench fit``). The loader options (``batch_size`` … ``seed``) are those of
-    :class:`RetrievalDataModule`; ``seed`` draws the split.
+    * ``paper``: pool the official train and test batches (60,000); per class, seeded,
+      ``query_per_class`` queries and ``train_per_class`` training images; the database is the
+      remaining 54,000 (training images excluded).
+    * ``paper_db_with_train``: the same draw; the database is all but the queries (59,000).
+    * ``official``: the official split, nothing drawn (the per-class counts do not apply): the 50,000
+      official training images are the training set and the database, the 10,000 test images the queries.
+
+    Validation: ``val_query_per_class`` images a class drawn (with ``seed``) from the database pool,
+    i.e. database images that are neither test queries nor training images, ranked against the
+    database without them; they stay ordinary database items for the test. In ``official`` the database
+    is the training set, so the validation queries are official training images that leave the training
+    set (49,000 training images with the default 100 a class). mAP runs over the whole database.
+
+    Under a Trainer the split is written to ``<default_root_dir>/cifar10_split.json`` (the run
+    folder with ``hashbench fit``).
 
     Args:
         root: folder that holds (or will hold) ``cifar-10-batches-py``.
-        protocol: ``paper`` or ``paper_db_with_train``.
+        protocol: ``paper``, ``paper_db_with_train`` or ``official``.
         download: download the official files into ``root`` if they are missing (needs internet).
-        query_per_class: queries per class.
-        train_per_class: training images per class.
+        query_per_class: test queries per class (``paper*`` protocols).
+        train_per_class: training images per class (``paper*`` protocols).
+        val_query_per_class: validation queries per class, from the database pool.
         split_file: a split JSON (as ``hashbench prepare cifar10`` writes) to use instead of drawing one
-            from ``seed``, protocol and per-class counts.
+            from ``seed``, protocol and per-class counts; without ``val_query`` (older files) the
+            validation queries are drawn at setup.
         image_size: side of the square input in pixels (224 for ImageNet backbones, 32 = native).
         resize_size: shorter side before cropping; ``None`` = ``image_size · 256/224``.
         horizontal_flip: random horizontal flips of training images.
+        **kwargs: loader options and ``seed`` / ``unseen_classes`` of :class:`RetrievalDataModule`.
     """
 
     num_classes = NUM_CLASSES
     multi_label = False
     top_k = None
+    dataset_name = "CIFAR-10"
 
     def __init__(
         self,
@@ -244,28 +307,24 @@ class CIFAR10(RetrievalDataModule):
         download: bool = False,
         query_per_class: int = 100,
         train_per_class: int = 500,
+        val_query_per_class: int = 100,
         split_file: str | None = None,
         image_size: int = 224,
         resize_size: int | None = None,
         horizontal_flip: bool = True,
-        batch_size: int = 64,
-        eval_batch_size: int | None = None,
-        num_workers: int | None = None,
-        pin_memory: bool | None = None,
-        persistent_workers: bool = True,
-        seed: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers, seed)
-        if protocol not in ("paper", "paper_db_with_train"):
-            raise UserError(f"CIFAR-10: protocol must be 'paper' or 'paper_db_with_train', got {protocol!r}")
+        super().__init__(**kwargs)
+        if protocol not in PROTOCOLS:
+            raise UserError(f"CIFAR-10: protocol must be one of {', '.join(PROTOCOLS)}; got {protocol!r}")
         self.root = root
         self.protocol = protocol
         self.download = download
         self.query_per_class = query_per_class
         self.train_per_class = train_per_class
+        self.val_query_per_class = val_query_per_class
         self.split_file = split_file
         self.train_transform, self.eval_transform = image_transforms(image_size, resize_size, horizontal_flip)
-        self.split: dict[str, np.ndarray] | None = None
 
     def prepare_data(self) -> None:
         if self.download:
@@ -274,36 +333,52 @@ class CIFAR10(RetrievalDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.split is None:
             self.prepare_data()
-            images, labels = load_cifar10(self.root)
+            images, labels, num_train = load_cifar10(self.root)
+            protocol: str | None = self.protocol
             if self.split_file is None:
-                split = cifar10_split(
-                    labels, self.protocol, self.query_per_class, self.train_per_class, self.seed
+                published = cifar10_split(
+                    labels, num_train, self.protocol, self.query_per_class, self.train_per_class, self.seed
                 )
             else:
-                split = read_split_file(self.split_file, len(labels))
-            one_hot = torch.nn.functional.one_hot(torch.as_tensor(labels), NUM_CLASSES).float()
+                published, protocol = read_split_file(self.split_file, len(labels))
+                if "val_query" not in published:
+                    rank_zero_info(
+                        f"CIFAR-10: {self.split_file} has no validation queries (val_query); drawing "
+                        f"{self.val_query_per_class} a class from its database pool with seed {self.seed}."
+                    )
+            one_hot = np.eye(NUM_CLASSES, dtype=np.uint8)[labels]
+            split = self.final_split(
+                one_hot,
+                published,
+                self.val_query_per_class,
+                val_query=published.get("val_query"),
+                carve_from_train=(protocol or self.protocol) == "official",
+            )
+            float_labels = torch.as_tensor(one_hot, dtype=torch.float32)
 
-            def subset(role: str, transform: Callable[[Image.Image], Tensor]) -> ArrayImageDataset:
-                positions = split[role]
-                return ArrayImageDataset(images[positions], one_hot[torch.as_tensor(positions)], transform)
+            def subset(positions: np.ndarray, train: bool) -> ArrayImageDataset:
+                transform = self.train_transform if train else self.eval_transform
+                return ArrayImageDataset(
+                    images[positions], float_labels[torch.as_tensor(positions)], transform
+                )
 
-            self.train_dataset = subset("train", self.train_transform)
-            self.query_dataset = subset("query", self.eval_transform)
-            self.database_dataset = subset("database", self.eval_transform)
-            self.split = split
+            self.set_datasets(subset, split)
         trainer = self.trainer
-        if trainer is not None and trainer.is_global_zero:
+        if trainer is not None and trainer.is_global_zero and self.split is not None:
             write_split_file(
                 Path(trainer.default_root_dir) / "cifar10_split.json", self.split, **self._provenance()
             )
 
     def _provenance(self) -> dict[str, Any]:
         """Where the split came from: the split file, or the seed, protocol and per-class counts."""
+        unseen = {} if self.unseen_classes is None else {"unseen_classes": self.unseen_classes}
         if self.split_file is not None:
-            return {"split_file": str(self.split_file)}
+            return {"split_file": str(self.split_file), **unseen}
         return {
             "protocol": self.protocol,
             "seed": self.seed,
             "query_per_class": self.query_per_class,
             "train_per_class": self.train_per_class,
+            "val_query_per_class": self.val_query_per_class,
+            **unseen,
         }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from sklearn.datasets import load_digits
@@ -38,36 +40,38 @@ class Digits(RetrievalDataModule):
 
     Split per class, seeded: ``query_per_class`` queries, ``train_per_class`` training images, and
     the database holds every image that is not a query — with the training images only when
-    ``database_includes_train`` (default: no, as in the CIFAR-10 paper protocol). mAP runs over
-    the whole database.
+    ``database_includes_train`` (default: no, as in the CIFAR-10 paper protocol). Validation:
+    ``val_query_per_class`` images a class carved from the database pool (database minus training
+    images), ranked against the database without them. mAP runs over the whole database.
 
     Args:
-        query_per_class: queries per class (10 classes).
+        query_per_class: test queries per class (10 classes).
         train_per_class: training images per class.
+        val_query_per_class: validation queries per class, from the database pool.
         database_includes_train: put the training images in the database too.
-        **kwargs: loader options of :class:`RetrievalDataModule`.
+        **kwargs: loader options and ``seed`` / ``unseen_classes`` of :class:`RetrievalDataModule`
+            (here ``eval_batch_size`` defaults to 512 and ``num_workers`` to 0).
     """
 
     num_classes = 10
     multi_label = False
     top_k = None
+    dataset_name = "digits"
     default_num_workers = 0  # in memory: worker processes only add overhead
+    default_eval_batch_size = 512
 
     def __init__(
         self,
         query_per_class: int = 20,
         train_per_class: int = 80,
+        val_query_per_class: int = 20,
         database_includes_train: bool = False,
-        batch_size: int = 64,
-        eval_batch_size: int | None = 512,
-        num_workers: int | None = None,
-        pin_memory: bool | None = None,
-        persistent_workers: bool = True,
-        seed: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers, seed)
+        super().__init__(**kwargs)
         self.query_per_class = query_per_class
         self.train_per_class = train_per_class
+        self.val_query_per_class = val_query_per_class
         self.database_includes_train = database_includes_train
 
     def setup(self, stage: str | None = None) -> None:
@@ -75,15 +79,18 @@ class Digits(RetrievalDataModule):
         pixels = torch.as_tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
         images = (pixels - pixels.mean()) / pixels.std()
         labels = torch.nn.functional.one_hot(torch.as_tensor(digits.target), self.num_classes).float()
-        split = split_per_class(digits.target, self.query_per_class, self.train_per_class, self.seed)
+        published = split_per_class(digits.target, self.query_per_class, self.train_per_class, self.seed)
         database = (
-            np.sort(np.concatenate([split.rest, split.train])) if self.database_includes_train else split.rest
+            np.union1d(published.rest, published.train) if self.database_includes_train else published.rest
+        )
+        split = self.final_split(
+            labels.numpy(),
+            {"train": published.train, "query": published.query, "database": database},
+            self.val_query_per_class,
         )
 
-        def subset(positions: np.ndarray) -> TensorRetrievalDataset:
+        def subset(positions: np.ndarray, train: bool) -> TensorRetrievalDataset:
             index = torch.as_tensor(positions)
             return TensorRetrievalDataset(images[index], labels[index])
 
-        self.train_dataset = subset(split.train)
-        self.query_dataset = subset(split.query)
-        self.database_dataset = subset(database)
+        self.set_datasets(subset, split)

@@ -1,9 +1,10 @@
-"""Image-list datasets: NUS-WIDE, MS-COCO, ImageNet100 and any other dataset given as three list files.
+"""Image-list datasets: NUS-WIDE, MS-COCO, ImageNet100, MIRFlickr-25K, PASCAL VOC 2012 and any other
+dataset given as list files.
 
 A list file holds one image a line, ``relative/path/to/image.jpg 0 1 0 0 1 …``: a path relative to the
 data root (or absolute), then one 0/1 per class. ``train.txt`` holds the training images, ``test.txt``
-the queries and ``database.txt`` the retrieval database — the files that circulate with hashing code,
-and what ``hashbench prepare`` writes.
+the queries and ``database.txt`` the retrieval database — the files that circulate with hashing code —
+and ``val.txt`` the validation queries (database images); ``hashbench prepare`` writes all four.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 
 from hashbench.data.base import RetrievalDataModule, RetrievalItem
+from hashbench.data.splits import draw_unseen_classes, restrict_to_unseen
 from hashbench.data.transforms import image_transforms
 from hashbench.errors import UserError
 
@@ -192,8 +194,34 @@ def collate_readable(batch: list[RetrievalItem | None]) -> Any:
     return default_collate(items)
 
 
+def _pool(lists: dict[str, ImageList]) -> tuple[list[str], np.ndarray, dict[str, np.ndarray]]:
+    """Pool the lists' images by path: the paths (database first, in list order), their ``(N, C)``
+    labels (from a path's first list) and each list's positions into the pool."""
+    index: dict[str, int] = {}
+    paths: list[str] = []
+    rows: list[np.ndarray] = []
+    positions: dict[str, np.ndarray] = {}
+    for role in ("database", "query", "train", "val_query"):
+        if role not in lists:
+            continue
+        image_list = lists[role]
+        for path, row in zip(image_list.paths, image_list.labels, strict=True):
+            if path not in index:
+                index[path] = len(paths)
+                paths.append(path)
+                rows.append(row)
+        positions[role] = np.asarray([index[path] for path in image_list.paths], dtype=np.int64)
+    return paths, np.stack(rows), positions
+
+
 class ListFileDataModule(RetrievalDataModule):
-    """A retrieval dataset given by three list files under (or beside) a data root.
+    """A retrieval dataset given by list files under (or beside) a data root.
+
+    Validation: the validation queries are the images of ``val.txt`` (as ``hashbench prepare`` writes
+    it), which must be database images that are neither test queries nor training images; without
+    that file they are drawn at setup with ``seed`` from ``database.txt`` minus the training and test
+    images (matched by path), ``val_queries`` of them, and setup says so. The validation database is
+    the database without them; the test database is ``database.txt`` as it is.
 
     On :meth:`setup` the lists are parsed and checked (same label count on every line, equal to
     ``num_classes``; single-label datasets have exactly one positive a line) and every listed image
@@ -211,8 +239,6 @@ class ListFileDataModule(RetrievalDataModule):
       ``"drop"`` (default) leaves such images out with a warning, as the papers' protocols do;
       ``"keep"`` keeps them with a warning (a query scores AP 0); ``"error"`` stops setup.
 
-    The loader options (``batch_size`` … ``seed``) are those of :class:`RetrievalDataModule`.
-
     Args:
         root: data root the list paths are relative to.
         num_classes: labels per line.
@@ -221,17 +247,24 @@ class ListFileDataModule(RetrievalDataModule):
         train_list: training list file, relative to ``root`` or absolute.
         query_list: query list file, relative to ``root`` or absolute.
         database_list: database list file, relative to ``root`` or absolute.
+        val_list: validation query list, relative to ``root`` or absolute; when the default ``val.txt``
+            does not exist the validation queries are drawn at setup.
+        val_queries: validation queries to draw when there is no validation list: per class for
+            single-label data, in total for multi-label data; ``None`` = as many as the test queries
+            (their mean count a class for single-label data).
         image_size: side of the square input in pixels.
         resize_size: shorter side before cropping; ``None`` = ``image_size · 256/224``.
         horizontal_flip: random horizontal flips of training images.
         bad_images: ``error`` or ``skip`` missing and undecodable images.
         verify_images: decode every image at setup.
         empty_labels: ``drop``, ``keep`` or ``error`` on label rows with no positive.
+        **kwargs: loader options and ``seed`` / ``unseen_classes`` of :class:`RetrievalDataModule`.
     """
 
     dataset_name = "list-file dataset"
     prepare_command: str | None = None
     """The ``hashbench prepare`` subcommand that builds this dataset's lists, if any."""
+    default_val_list = "val.txt"
 
     def __init__(
         self,
@@ -242,20 +275,17 @@ class ListFileDataModule(RetrievalDataModule):
         train_list: str = "train.txt",
         query_list: str = "test.txt",
         database_list: str = "database.txt",
+        val_list: str = "val.txt",
+        val_queries: int | None = None,
         image_size: int = 224,
         resize_size: int | None = None,
         horizontal_flip: bool = True,
         bad_images: BadImagePolicy = "error",
         verify_images: bool = False,
         empty_labels: EmptyLabelPolicy = "drop",
-        batch_size: int = 64,
-        eval_batch_size: int | None = None,
-        num_workers: int | None = None,
-        pin_memory: bool | None = None,
-        persistent_workers: bool = True,
-        seed: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers, seed)
+        super().__init__(**kwargs)
         self.collate_fn = collate_readable  # leaves undecodable images out of their batch (bad_images: skip)
         if num_classes < 1:
             raise UserError(f"{self.dataset_name}: num_classes must be >= 1, got {num_classes}")
@@ -272,6 +302,8 @@ class ListFileDataModule(RetrievalDataModule):
         self.multi_label = multi_label
         self.top_k = top_k
         self.list_files = {"train": train_list, "query": query_list, "database": database_list}
+        self.val_list = val_list
+        self.val_queries = val_queries
         self.train_transform, self.eval_transform = image_transforms(image_size, resize_size, horizontal_flip)
         self.bad_images = bad_images
         self.verify_images = verify_images
@@ -280,11 +312,11 @@ class ListFileDataModule(RetrievalDataModule):
 
     def _how_to_get(self, root: Path) -> str:
         if self.prepare_command is None:
-            return "Put the images and the list files train.txt, test.txt and database.txt there."
+            return "Put the images and the list files train.txt, test.txt, database.txt (and val.txt) there."
         return (
             f"Put the images there and build the list files with `hashbench prepare {self.prepare_command} "
             f"--root {root}` (see `hashbench prepare {self.prepare_command} --help`), or put your own "
-            "train.txt, test.txt and database.txt there."
+            "train.txt, test.txt and database.txt (and val.txt) there."
         )
 
     def setup(self, stage: str | None = None) -> None:
@@ -303,22 +335,71 @@ class ListFileDataModule(RetrievalDataModule):
                     f"{self.dataset_name}: the list file {file} does not exist. {self._how_to_get(root)}"
                 )
             lists[role] = self._without_empty_rows(read_image_list(file, self.num_classes, self.dataset_name))
+        val_file = root / Path(self.val_list).expanduser()
+        if val_file.is_file():
+            if self.val_queries is not None:
+                raise UserError(
+                    f"{self.dataset_name}: val_queries sets how many validation queries to draw, but they "
+                    f"are given by {val_file}; remove val_queries, or that file to draw them."
+                )
+            lists["val_query"] = self._without_empty_rows(
+                read_image_list(val_file, self.num_classes, self.dataset_name)
+            )
+        elif self.val_list != self.default_val_list:
+            raise UserError(f"{self.dataset_name}: the validation list {val_file} does not exist.")
         if not self.multi_label:
             self._check_single_label(lists)
         lists = self._without_bad_images(root, lists)
         for image_list in lists.values():
             if not image_list.paths:
                 raise UserError(f"{self.dataset_name}: no images of {image_list.file} are left to use.")
+        paths, labels, published = _pool(lists)
+        if "val_query" not in published:
+            rank_zero_info(self._carving_note(val_file))
+        split = self.final_split(
+            labels,
+            {role: published[role] for role in ("train", "query", "database")},
+            self._val_size(labels[published["query"]]),
+            val_query=published.get("val_query"),
+        )
         skip = self.bad_images == "skip"
+        float_labels = torch.as_tensor(labels, dtype=torch.float32)
 
-        def dataset(role: str, transform: Callable[[Image.Image], Tensor]) -> ImageListDataset:
-            labels = torch.as_tensor(lists[role].labels, dtype=torch.float32)
-            return ImageListDataset(root, lists[role].paths, labels, transform, skip_unreadable=skip)
+        def dataset(positions: np.ndarray, train: bool) -> ImageListDataset:
+            transform = self.train_transform if train else self.eval_transform
+            chosen = [paths[i] for i in positions]
+            return ImageListDataset(
+                root, chosen, float_labels[torch.as_tensor(positions)], transform, skip_unreadable=skip
+            )
 
-        self.train_dataset = dataset("train", self.train_transform)
-        self.query_dataset = dataset("query", self.eval_transform)
-        self.database_dataset = dataset("database", self.eval_transform)
+        self.set_datasets(dataset, split)
         self.lists = lists
+
+    def _val_size(self, query_labels: np.ndarray) -> int:
+        """``val_queries``, or as many as the test queries (a class, for single-label data; those of
+        unseen classes only under ``unseen_classes``); ``query_labels`` ``(Q, C)``."""
+        if self.val_queries is not None:
+            return self.val_queries
+        if self.unseen_classes is not None:
+            unseen = draw_unseen_classes(self.unseen_classes, self.num_classes, self.seed)
+            query_labels = query_labels[
+                restrict_to_unseen(query_labels, {"query": np.arange(len(query_labels))}, unseen)["query"]
+            ]
+        if self.multi_label:
+            return len(query_labels)
+        return max(1, round(len(query_labels) / len(np.unique(query_labels.argmax(axis=1)))))
+
+    def _carving_note(self, val_file: Path) -> str:
+        how_many = (
+            f"{self.val_queries} {'a class' if not self.multi_label else 'in total'}"
+            if self.val_queries is not None
+            else "as many as the test queries"
+        )
+        return (
+            f"{self.dataset_name}: no validation list {val_file}: drawing the validation queries "
+            f"({how_many}) with seed {self.seed} from the database list minus its training and test images "
+            "(matched by path). To fix them, write val.txt with `hashbench prepare` or put your own there."
+        )
 
     def _without_empty_rows(self, image_list: ImageList) -> ImageList:
         empty = image_list.labels.sum(axis=1) == 0
@@ -390,22 +471,29 @@ class ListFileDataModule(RetrievalDataModule):
 
 
 class NUSWIDE(ListFileDataModule):
-    """NUS-WIDE with the 21 most frequent concepts (multi-label); mAP@5000 by default.
+    """NUS-WIDE with the 21 most frequent concepts, or all 81 (multi-label); mAP@5000 by default.
 
-    Protocol: images with at least one of the 21 concepts; 5,000 queries, the rest database,
-    10,000 training images sampled from the database (``hashbench prepare nuswide`` builds it).
+    Protocol: images with at least one of the concepts; 5,000 queries, the rest database,
+    10,000 training images sampled from the database, 5,000 validation queries from the database minus
+    the training images (``hashbench prepare nuswide [--num-concepts 81]`` builds it).
 
     Args:
         root: data root the list paths are relative to.
+        num_concepts: 21 (the usual protocol) or 81 (every concept); the lists must have as many columns.
         top_k: K of mAP@K.
-        **kwargs: the options of :class:`ListFileDataModule` (list files, transforms, policies, loader).
+        **kwargs: the options of :class:`ListFileDataModule` (list files, validation, transforms,
+            policies, loader).
     """
 
     dataset_name = "NUS-WIDE"
     prepare_command = "nuswide"
 
-    def __init__(self, root: str, top_k: int | None = 5000, **kwargs: Any) -> None:
-        super().__init__(root, num_classes=21, multi_label=True, top_k=top_k, **kwargs)
+    def __init__(
+        self, root: str, num_concepts: Literal[21, 81] = 21, top_k: int | None = 5000, **kwargs: Any
+    ) -> None:
+        if num_concepts not in (21, 81):
+            raise UserError(f"NUS-WIDE: num_concepts must be 21 or 81, got {num_concepts}")
+        super().__init__(root, num_classes=num_concepts, multi_label=True, top_k=top_k, **kwargs)
 
 
 class COCO(ListFileDataModule):
@@ -445,3 +533,44 @@ class ImageNet100(ListFileDataModule):
 
     def __init__(self, root: str, top_k: int | None = 1000, **kwargs: Any) -> None:
         super().__init__(root, num_classes=100, multi_label=False, top_k=top_k, **kwargs)
+
+
+class MIRFlickr(ListFileDataModule):
+    """MIRFlickr-25K with its 24 potential labels (multi-label); mAP over the whole database by default.
+
+    Protocol: images with at least one label; 2,000 queries, the rest database, 5,000 training images
+    and 2,000 validation queries drawn from the database (``hashbench prepare mirflickr`` builds it).
+
+    Args:
+        root: data root the list paths are relative to.
+        top_k: K of mAP@K; ``None`` = the whole database.
+        **kwargs: the options of :class:`ListFileDataModule` (list files, validation, transforms,
+            policies, loader).
+    """
+
+    dataset_name = "MIRFlickr-25K"
+    prepare_command = "mirflickr"
+
+    def __init__(self, root: str, top_k: int | None = None, **kwargs: Any) -> None:
+        super().__init__(root, num_classes=24, multi_label=True, top_k=top_k, **kwargs)
+
+
+class VOC(ListFileDataModule):
+    """PASCAL VOC 2012 with its 20 classes (multi-label); mAP over the whole database by default.
+
+    Protocol: trainval images with at least one class; 1,000 queries and 4,000 training images drawn
+    apart, the rest database (training images left out of it), 1,000 validation queries drawn from the
+    database (``hashbench prepare voc`` builds it).
+
+    Args:
+        root: data root the list paths are relative to.
+        top_k: K of mAP@K; ``None`` = the whole database.
+        **kwargs: the options of :class:`ListFileDataModule` (list files, validation, transforms,
+            policies, loader).
+    """
+
+    dataset_name = "VOC 2012"
+    prepare_command = "voc"
+
+    def __init__(self, root: str, top_k: int | None = None, **kwargs: Any) -> None:
+        super().__init__(root, num_classes=20, multi_label=True, top_k=top_k, **kwargs)

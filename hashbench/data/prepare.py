@@ -1,10 +1,15 @@
-"""``hashbench prepare {cifar10,coco,nuswide,imagenet100} …``: the papers' splits from the official files.
+"""``hashbench prepare {cifar10,coco,nuswide,imagenet100,mirflickr,voc} …``: the papers' splits from the
+official files.
 
-For COCO, NUS-WIDE and ImageNet100 it writes ``train.txt``, ``test.txt`` (queries) and ``database.txt``
+For the list-file datasets it writes ``train.txt``, ``test.txt`` (queries), ``database.txt`` and
+``val.txt`` (validation queries: database images that are neither test queries nor training images)
 (``path 0 1 0 …``, paths relative to the data root), ``classes.txt`` (the label of each column) and
 ``prepare.json`` (the command, seed, sources and counts), so that a run can be audited. For CIFAR-10 it
-writes the query / train / database positions as JSON. Every split is seeded: the same seed and files
-give the same split.
+writes the query / train / database / validation positions as JSON. Every split is seeded: the same seed
+and files give the same split.
+
+Each ``prepare_<dataset>(...)`` function does the work with typed arguments; :func:`build_parser` only
+maps the command line onto them.
 """
 
 from __future__ import annotations
@@ -13,24 +18,55 @@ import argparse
 import json
 import re
 import shlex
+import urllib.error
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
+import torchvision
+from torchvision.datasets.utils import download_and_extract_archive
 
-from hashbench.data.cifar10 import cifar10_split, download_cifar10, load_cifar10, write_split_file
+from hashbench.data.cifar10 import (
+    PROTOCOLS,
+    Protocol,
+    cifar10_splits,
+    download_cifar10,
+    load_cifar10,
+    write_split_file,
+)
+from hashbench.data.splits import finish_split
 from hashbench.errors import UserError
 
-LIST_FILES = {"train": "train.txt", "query": "test.txt", "database": "database.txt"}
+LIST_FILES = {"train": "train.txt", "query": "test.txt", "database": "database.txt", "val_query": "val.txt"}
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 COCO_URL = "https://cocodataset.org/#download"
 NUSWIDE_URL = "https://lms.comp.nus.edu.sg/wp-content/uploads/2019/research/nuswide/NUS-WIDE.html"
+MIRFLICKR_PAGE = "https://press.liacs.nl/mirflickr/mirdownload.html"
+MIRFLICKR_FILES = (
+    "http://press.liacs.nl/mirflickr/mirflickr25k.v3b/mirflickr25k.zip",
+    "http://press.liacs.nl/mirflickr/mirflickr25k.v3b/mirflickr25k_annotations_v080.zip",
+)
+MIRFLICKR_LABELS = (  # noqa: SIM905
+    "animals baby bird car clouds dog female flower food indoor lake male night people plant_life portrait "
+    "river sea sky structures sunset transport tree water"
+).split()
+"""The 24 "potential" labels of ``mirflickr25k_annotations_v080`` (one ``<label>.txt`` each)."""
+VOC_URL = "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/"
+VOC_CLASSES = (  # noqa: SIM905
+    "aeroplane bicycle bird boat bottle bus car cat chair cow diningtable dog horse motorbike person "
+    "pottedplant sheep sofa train tvmonitor"
+).split()
+"""The 20 PASCAL VOC classes, in the order of the devkit."""
 
 
 # ------------------------------------------------------------------------------------------- helpers
-def split_query_database(num_items: int, num_query: int, num_train: int, seed: int) -> dict[str, np.ndarray]:
+def split_query_database(
+    num_items: int, num_query: int, num_train: int, seed: int, train_in_database: bool = True
+) -> dict[str, np.ndarray]:
     """Seeded split of ``num_items`` positions: ``num_query`` queries, the rest database, ``num_train``
-    training items drawn from the database. Each returned array is sorted ascending."""
+    training items drawn from the database (``train_in_database=False``: drawn beside the queries and
+    left out of the database). Each returned array is sorted ascending."""
     if num_query < 1 or num_train < 1:
         raise UserError(f"--num-query and --num-train must be >= 1, got {num_query} and {num_train}")
     if num_query + num_train > num_items:
@@ -40,9 +76,20 @@ def split_query_database(num_items: int, num_query: int, num_train: int, seed: i
         )
     rng = np.random.default_rng(seed)
     order = rng.permutation(num_items)
-    database = order[num_query:]
-    train = rng.choice(database, size=num_train, replace=False)
+    if not train_in_database:
+        train, database = order[num_query : num_query + num_train], order[num_query + num_train :]
+    else:
+        database = order[num_query:]
+        train = rng.choice(database, size=num_train, replace=False)
     return {"train": np.sort(train), "query": np.sort(order[:num_query]), "database": np.sort(database)}
+
+
+def with_validation(
+    labels: np.ndarray, split: dict[str, np.ndarray], size: int, per_class: bool, seed: int, dataset: str
+) -> dict[str, np.ndarray]:
+    """``split`` plus ``val_query``: ``size`` validation queries (a class, or in total) drawn with ``seed``
+    from the database minus the training images and test queries, as the DataModules draw them."""
+    return finish_split(labels, split, val_size=size, per_class=per_class, seed=seed, dataset=dataset)
 
 
 def _existing_output(out: Path, names: Sequence[str], overwrite: bool) -> None:
@@ -53,14 +100,16 @@ def _existing_output(out: Path, names: Sequence[str], overwrite: bool) -> None:
         )
 
 
-def _list_folders(args: argparse.Namespace, dataset: str, how_to_get: str) -> tuple[Path, Path]:
+def _list_folders(
+    root: Path, out: Path | None, overwrite: bool, dataset: str, how_to_get: str
+) -> tuple[Path, Path]:
     """``(root, out)`` of a list-building command, refusing a missing root and outputs it would replace."""
-    root: Path = args.root.expanduser()
+    root = Path(root).expanduser()
     if not root.is_dir():
         raise UserError(f"{dataset}: the data root {root} does not exist. {how_to_get}")
-    out: Path = (args.out or root).expanduser()
-    _existing_output(out, [*LIST_FILES.values(), "classes.txt", "prepare.json"], args.overwrite)
-    return root, out
+    folder = Path(out or root).expanduser()
+    _existing_output(folder, [*LIST_FILES.values(), "classes.txt", "prepare.json"], overwrite)
+    return root, folder
 
 
 def write_lists(
@@ -71,13 +120,13 @@ def write_lists(
     classes: Sequence[str],
     manifest: dict,
 ) -> None:
-    """Write the three list files, ``classes.txt`` and ``prepare.json`` into ``out``.
+    """Write the four list files, ``classes.txt`` and ``prepare.json`` into ``out``.
 
     Args:
         out: output folder (created).
         paths: ``(N)`` image paths relative to the data root.
         labels: ``(N, C)`` 0/1.
-        split: positions into ``paths`` for ``train``, ``query`` and ``database``.
+        split: positions into ``paths`` for ``train``, ``query``, ``database`` and ``val_query``.
         classes: ``(C)`` class names, in column order.
         manifest: what produced the lists; the counts are added.
     """
@@ -98,35 +147,45 @@ def write_lists(
     (out / "prepare.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
-def _report(dataset: str, root: Path, out: Path, split: dict[str, np.ndarray], notes: Sequence[str]) -> None:
-    counts = ", ".join(f"{len(split[role])} {role}" for role in ("train", "query", "database"))
-    print(f"{dataset}: wrote {counts} to {out}/{{train,test,database}}.txt (+ classes.txt, prepare.json)")
+def _report(
+    dataset: str, datamodule: str, root: Path, out: Path, split: dict[str, np.ndarray], notes: Sequence[str]
+) -> None:
+    counts = ", ".join(f"{len(split[role])} {role}" for role in LIST_FILES)
+    print(f"{dataset}: wrote {counts} to {out}/{{train,test,database,val}}.txt (+ classes.txt, prepare.json)")
     for note in notes:
         print(f"  {note}")
+    options = {
+        "train": "train_list",
+        "query": "query_list",
+        "database": "database_list",
+        "val_query": "val_list",
+    }
     lists = (
         ""
         if out == root
-        else "".join(f" --data.init_args.{role}_list {out / name}" for role, name in LIST_FILES.items())
+        else "".join(f" --data.init_args.{options[role]} {out / name}" for role, name in LIST_FILES.items())
     )
     print(
-        f"train with: hashbench fit --config experiments/dpsh_hswd_64_{dataset}.yaml "
-        f"--data.init_args.root {root}{lists}"
+        f"train with: hashbench fit --config CONFIG --data {datamodule} --data.init_args.root {root}{lists}"
     )
 
 
-def _manifest(dataset: str, args: argparse.Namespace, sources: list[str], classes: Sequence[str]) -> dict:
-    options = {
-        key: str(value) if isinstance(value, Path) else value
-        for key, value in vars(args).items()
-        if key not in ("run", "command")
-    }
-    options = {
-        key: [str(v) for v in value] if isinstance(value, list) else value for key, value in options.items()
-    }
+def _manifest(
+    dataset: str, options: dict[str, Any], command: str | None, sources: list[str], classes: Sequence[str]
+) -> dict:
+    """What produced the lists: the command line (or ``None`` from Python), options, sources, classes."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        return value
+
     return {
         "dataset": dataset,
-        "command": args.command,
-        "options": options,
+        "command": command,
+        "options": {key: plain(value) for key, value in options.items() if key != "command"},
         "sources": sources,
         "classes": list(classes),
     }
@@ -150,30 +209,49 @@ def _load_json(path: Path, what: str, hint: str) -> dict:
 
 
 # -------------------------------------------------------------------------------------------- cifar10
-def prepare_cifar10(args: argparse.Namespace) -> None:
-    """Download CIFAR-10 if asked and write the seeded split positions as JSON."""
-    root: Path = args.root.expanduser()
-    if args.download:
+def prepare_cifar10(
+    root: Path = Path("data/cifar10"),
+    *,
+    protocol: Protocol = "paper",
+    query_per_class: int = 100,
+    train_per_class: int = 500,
+    val_query_per_class: int = 100,
+    seed: int = 0,
+    out: Path | None = None,
+    download: bool = False,
+    overwrite: bool = False,
+) -> Path:
+    """Download CIFAR-10 if asked and write the seeded split positions (with ``val_query``) as JSON.
+
+    Returns:
+        The JSON file written (default ``root/cifar10_split_<protocol>_seed<seed>.json``).
+    """
+    root = Path(root).expanduser()
+    if download:
         download_cifar10(root)
-    _, labels = load_cifar10(root)
-    split = cifar10_split(labels, args.protocol, args.query_per_class, args.train_per_class, args.seed)
-    out = args.out or root / f"cifar10_split_{args.protocol}_seed{args.seed}.json"
-    _existing_output(out.parent, [out.name], args.overwrite)
-    write_split_file(
-        out,
-        split,
-        protocol=args.protocol,
-        seed=args.seed,
-        query_per_class=args.query_per_class,
-        train_per_class=args.train_per_class,
+    path = Path(out or root / f"cifar10_split_{protocol}_seed{seed}.json")
+    _existing_output(path.parent, [path.name], overwrite)
+    _, labels, num_train = load_cifar10(root)
+    split = cifar10_splits(
+        labels, num_train, protocol, query_per_class, train_per_class, val_query_per_class, seed
     )
-    counts = ", ".join(f"{len(split[role])} {role}" for role in ("train", "query", "database"))
-    print(f"cifar10: wrote the split ({counts}) to {out}")
+    write_split_file(
+        path,
+        split,
+        protocol=protocol,
+        seed=seed,
+        query_per_class=query_per_class,
+        train_per_class=train_per_class,
+        val_query_per_class=val_query_per_class,
+    )
+    counts = ", ".join(f"{len(split[role])} {role}" for role in ("train", "query", "database", "val_query"))
+    print(f"cifar10: wrote the split ({counts}) to {path}")
     print(
         f"train with: hashbench fit --config experiments/dpsh_hswd_64_cifar10.yaml "
-        f"--data.init_args.root {root} "
-        f"(the same seed draws the same split; or pass --data.init_args.split_file {out})"
+        f"--data.init_args.root {root} --data.init_args.protocol {protocol} "
+        f"(the same seed draws the same split; or pass --data.init_args.split_file {path})"
     )
+    return path
 
 
 # ----------------------------------------------------------------------------------------------- coco
@@ -234,14 +312,34 @@ def read_coco(root: Path, annotation_files: Sequence[Path]) -> tuple[list[str], 
     return paths, np.stack(rows), [categories[c] for c in sorted(categories)], dropped
 
 
-def prepare_coco(args: argparse.Namespace) -> None:
-    """Build the MS-COCO lists: images with at least one category, seeded query / database / train."""
+def prepare_coco(
+    root: Path,
+    *,
+    annotations: Sequence[Path] = (
+        Path("annotations/instances_train2014.json"),
+        Path("annotations/instances_val2014.json"),
+    ),
+    num_query: int = 5000,
+    num_train: int = 10000,
+    num_val: int | None = None,
+    seed: int = 0,
+    out: Path | None = None,
+    drop_missing: bool = False,
+    overwrite: bool = False,
+    command: str | None = None,
+) -> dict[str, np.ndarray]:
+    """Build the MS-COCO lists: images with at least one category; ``num_query`` queries, the rest
+    database, ``num_train`` training images and ``num_val`` validation queries (``None``: ``num_query``)
+    drawn from the database, disjoint. Returns the positions written, by role."""
+    options = dict(locals())
     root, out = _list_folders(
-        args,
+        root,
+        out,
+        overwrite,
         "COCO",
         f"Download the 2014 train and val images and annotations from {COCO_URL} and extract them there.",
     )
-    paths, labels, classes, no_category = read_coco(root, args.annotations)
+    paths, labels, classes, no_category = read_coco(root, annotations)
     if len(classes) != 80:
         print(
             f"COCO: note: {len(classes)} categories found, not 80; use hashbench.data.ListFileDataModule "
@@ -249,14 +347,16 @@ def prepare_coco(args: argparse.Namespace) -> None:
         )
     notes = [f"left out {no_category} images without a category"]
     missing = 0
-    if args.drop_missing:
+    if drop_missing:
         paths, labels, missing = _drop_missing(root, paths, labels)
         notes.append(f"left out {missing} images not found under {root}")
-    split = split_query_database(len(paths), args.num_query, args.num_train, args.seed)
-    manifest = _manifest("coco", args, [str(f) for f in args.annotations], classes)
+    split = split_query_database(len(paths), num_query, num_train, seed)
+    split = with_validation(labels, split, num_query if num_val is None else num_val, False, seed, "COCO")
+    manifest = _manifest("coco", options, command, [str(f) for f in annotations], classes)
     manifest["counts"] = {"dropped_without_category": no_category, "dropped_missing": missing}
     write_lists(out, paths, labels, split, classes, manifest)
-    _report("coco", root, out, split, notes)
+    _report("coco", "hashbench.data.COCO", root, out, split, notes)
+    return split
 
 
 # -------------------------------------------------------------------------------------------- nuswide
@@ -312,31 +412,57 @@ def read_nuswide(
         key=lambda i: concepts[i],
     )
     labels = np.stack([columns[i] for i in chosen], axis=1)
-    keep = labels.any(axis=1)
+    keep = np.asarray(labels.any(axis=1), dtype=bool)
     paths = [f"{image_dir}/{name}" if image_dir else name for name, k in zip(names, keep, strict=True) if k]
     return paths, labels[keep], [concepts[i] for i in chosen], int((~keep).sum())
 
 
-def prepare_nuswide(args: argparse.Namespace) -> None:
-    """Build the NUS-WIDE lists: the most frequent concepts, images with at least one, seeded split."""
+def prepare_nuswide(
+    root: Path,
+    *,
+    image_list: Path = Path("ImageList/Imagelist.txt"),
+    labels_dir: Path = Path("Groundtruth/AllLabels"),
+    image_dir: str = "Flickr",
+    num_concepts: int = 21,
+    num_query: int = 5000,
+    num_train: int = 10000,
+    num_val: int | None = None,
+    seed: int = 0,
+    out: Path | None = None,
+    drop_missing: bool = False,
+    overwrite: bool = False,
+    command: str | None = None,
+) -> dict[str, np.ndarray]:
+    """Build the NUS-WIDE lists: the ``num_concepts`` most frequent concepts (21, or 81 = all), images with
+    at least one; ``num_query`` queries, the rest database, ``num_train`` training images and ``num_val``
+    validation queries (``None``: ``num_query``) drawn from the database, disjoint. Returns the positions
+    written, by role."""
+    options = dict(locals())
     root, out = _list_folders(
-        args,
+        root,
+        out,
+        overwrite,
         "NUS-WIDE",
         f"Get the image list, the ground truth and the images from {NUSWIDE_URL} and put them there.",
     )
-    paths, labels, classes, no_concept = read_nuswide(
-        root, args.image_list, args.labels_dir, args.image_dir, args.num_concepts
-    )
+    paths, labels, classes, no_concept = read_nuswide(root, image_list, labels_dir, image_dir, num_concepts)
     notes = [f"concepts: {', '.join(classes)}", f"left out {no_concept} images with none of them"]
     missing = 0
-    if args.drop_missing:
+    if drop_missing:
         paths, labels, missing = _drop_missing(root, paths, labels)
         notes.append(f"left out {missing} images not found under {root}")
-    split = split_query_database(len(paths), args.num_query, args.num_train, args.seed)
-    manifest = _manifest("nuswide", args, [str(args.image_list), str(args.labels_dir)], classes)
+    split = split_query_database(len(paths), num_query, num_train, seed)
+    split = with_validation(labels, split, num_query if num_val is None else num_val, False, seed, "NUS-WIDE")
+    manifest = _manifest("nuswide", options, command, [str(image_list), str(labels_dir)], classes)
     manifest["counts"] = {"dropped_without_concept": no_concept, "dropped_missing": missing}
     write_lists(out, paths, labels, split, classes, manifest)
-    _report("nuswide", root, out, split, notes)
+    if num_concepts not in (21, 81):
+        notes.append(
+            f"use hashbench.data.ListFileDataModule with num_classes: {num_concepts} for these lists"
+        )
+    datamodule = f"hashbench.data.NUSWIDE --data.init_args.num_concepts {num_concepts}"
+    _report("nuswide", datamodule, root, out, split, notes)
+    return split
 
 
 # ---------------------------------------------------------------------------------------- imagenet100
@@ -358,27 +484,45 @@ def _class_images(folder: Path, hint: str) -> list[str]:
     return sorted(path.name for path in folder.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def prepare_imagenet100(args: argparse.Namespace) -> None:
-    """Build the ImageNet100 lists: per class, queries from val, training images from train; database = all
-    train images of the classes."""
+def prepare_imagenet100(
+    root: Path,
+    *,
+    classes: Path,
+    train_dir: str = "train",
+    val_dir: str = "val",
+    train_per_class: int = 130,
+    query_per_class: int = 50,
+    val_per_class: int | None = None,
+    seed: int = 0,
+    out: Path | None = None,
+    overwrite: bool = False,
+    command: str | None = None,
+) -> dict[str, np.ndarray]:
+    """Build the ImageNet100 lists: per class, ``query_per_class`` queries from val, ``train_per_class``
+    training images from train; database = all train images of the classes; ``val_per_class`` validation
+    queries (``None``: ``query_per_class``) a class from the database minus the training images. Returns
+    the positions written, by role."""
+    options = dict(locals())
     root, out = _list_folders(
-        args,
+        root,
+        out,
+        overwrite,
         "ImageNet100",
         "Download ILSVRC2012 from https://image-net.org and organise train/ and val/ in class folders "
         "(as torchvision.datasets.ImageNet does).",
     )
-    wnids = read_class_list(args.classes)
-    if args.query_per_class < 1 or args.train_per_class < 1:
+    wnids = read_class_list(classes)
+    if query_per_class < 1 or train_per_class < 1:
         raise UserError("--query-per-class and --train-per-class must be >= 1")
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(seed)
     hint = "train/ and val/ must hold one folder per class (as torchvision.datasets.ImageNet leaves val/)."
     paths: list[str] = []
     labels: list[int] = []
     split: dict[str, list[int]] = {"train": [], "query": [], "database": []}
     for label, wnid in enumerate(wnids):
         for role, folder, needed in (
-            ("database", args.train_dir, args.train_per_class),
-            ("query", args.val_dir, args.query_per_class),
+            ("database", train_dir, train_per_class),
+            ("query", val_dir, query_per_class),
         ):
             names = _class_images(root / folder / wnid, hint)
             if len(names) < needed:
@@ -395,19 +539,218 @@ def prepare_imagenet100(args: argparse.Namespace) -> None:
             else:
                 split["query"].extend(np.sort(rng.choice(positions, needed, replace=False)).tolist())
     one_hot = np.eye(len(wnids), dtype=np.uint8)[labels]
-    final = {role: np.asarray(positions) for role, positions in split.items()}
+    final = with_validation(
+        one_hot,
+        {role: np.asarray(positions) for role, positions in split.items()},
+        query_per_class if val_per_class is None else val_per_class,
+        True,
+        seed,
+        "ImageNet100",
+    )
     if len(wnids) != 100:
         print(
             f"ImageNet100: note: {len(wnids)} classes, not 100; use hashbench.data.ListFileDataModule with "
             f"num_classes: {len(wnids)}, multi_label: false for these lists"
         )
-    write_lists(out, paths, one_hot, final, wnids, _manifest("imagenet100", args, [str(args.classes)], wnids))
-    _report("imagenet100", root, out, final, [])
+    manifest = _manifest("imagenet100", options, command, [str(classes)], wnids)
+    write_lists(out, paths, one_hot, final, wnids, manifest)
+    _report("imagenet100", "hashbench.data.ImageNet100", root, out, final, [])
+    return final
+
+
+# ------------------------------------------------------------------------------------------ mirflickr
+def download_mirflickr(root: Path) -> None:
+    """Download and extract the MIRFlickr-25K images and annotations into ``root`` (about 3 GB).
+
+    Raises:
+        UserError: the download failed (e.g. no internet access).
+    """
+    for url in MIRFLICKR_FILES:
+        try:
+            download_and_extract_archive(url, str(root))
+        except (urllib.error.URLError, OSError, RuntimeError) as error:
+            raise UserError(
+                f"MIRFlickr-25K: downloading {url} failed ({type(error).__name__}: {error}). On a machine "
+                f"with internet access, get mirflickr25k.zip and mirflickr25k_annotations_v080.zip from "
+                f"{MIRFLICKR_PAGE} and extract both into {root}."
+            ) from None
+
+
+def read_mirflickr(
+    root: Path, annotations_dir: Path, image_dir: str, num_images: int
+) -> tuple[list[str], np.ndarray, int]:
+    """Images and the 24 potential labels of MIRFlickr-25K.
+
+    Args:
+        root: data root.
+        annotations_dir: folder of ``<label>.txt`` (image numbers, one a line, 1-based); the
+            ``<label>_r1.txt`` relevant-only variants are not used.
+        image_dir: folder of ``im1.jpg`` … ``im<num_images>.jpg``, relative to ``root``.
+        num_images: images in the collection (25,000).
+
+    Returns:
+        Paths relative to ``root`` (by image number), labels ``(N, 24)`` uint8 in the order of
+        :data:`MIRFLICKR_LABELS`, and the number of images dropped for having no label.
+    """
+    folder = annotations_dir if annotations_dir.is_absolute() else root / annotations_dir
+    absent = [name for name in MIRFLICKR_LABELS if not (folder / f"{name}.txt").is_file()]
+    if absent:
+        raise UserError(
+            f"MIRFlickr-25K: {len(absent)} of the 24 label files are missing in {folder} "
+            f"({', '.join(absent[:5])}{', …' if len(absent) > 5 else ''}); extract "
+            f"mirflickr25k_annotations_v080.zip of {MIRFLICKR_PAGE} there, or pass --annotations-dir."
+        )
+    labels = np.zeros((num_images, len(MIRFLICKR_LABELS)), dtype=np.uint8)
+    for column, name in enumerate(MIRFLICKR_LABELS):
+        tokens = (folder / f"{name}.txt").read_text().split()
+        if not all(token.isdigit() and 1 <= int(token) <= num_images for token in tokens):
+            raise UserError(
+                f"MIRFlickr-25K: {folder / name}.txt must list image numbers in [1, {num_images}], one a "
+                "line."
+            )
+        labels[np.asarray(tokens, dtype=np.int64) - 1, column] = 1
+    keep = np.asarray(labels.any(axis=1), dtype=bool)
+    paths = [f"{image_dir}/im{number}.jpg" for number in np.flatnonzero(keep) + 1]
+    return paths, labels[keep], int((~keep).sum())
+
+
+def prepare_mirflickr(
+    root: Path,
+    *,
+    annotations_dir: Path = Path("mirflickr25k_annotations_v080"),
+    image_dir: str = "mirflickr",
+    num_images: int = 25000,
+    num_query: int = 2000,
+    num_train: int = 5000,
+    num_val: int | None = None,
+    seed: int = 0,
+    out: Path | None = None,
+    download: bool = False,
+    drop_missing: bool = False,
+    overwrite: bool = False,
+    command: str | None = None,
+) -> dict[str, np.ndarray]:
+    """Build the MIRFlickr-25K lists: images with at least one of the 24 potential labels; ``num_query``
+    queries, the rest database, ``num_train`` training images and ``num_val`` validation queries
+    (``None``: ``num_query``) drawn from the database, disjoint. Returns the positions written, by role."""
+    options = dict(locals())
+    if download:
+        Path(root).expanduser().mkdir(parents=True, exist_ok=True)
+        download_mirflickr(Path(root).expanduser())
+    root, out = _list_folders(
+        root,
+        out,
+        overwrite,
+        "MIRFlickr-25K",
+        f"Get mirflickr25k.zip and mirflickr25k_annotations_v080.zip from {MIRFLICKR_PAGE} and extract "
+        "both there (or pass --download).",
+    )
+    paths, labels, unlabelled = read_mirflickr(root, annotations_dir, image_dir, num_images)
+    notes = [f"left out {unlabelled} images without a label"]
+    missing = 0
+    if drop_missing:
+        paths, labels, missing = _drop_missing(root, paths, labels)
+        notes.append(f"left out {missing} images not found under {root}")
+    split = split_query_database(len(paths), num_query, num_train, seed)
+    split = with_validation(
+        labels, split, num_query if num_val is None else num_val, False, seed, "MIRFlickr-25K"
+    )
+    manifest = _manifest("mirflickr", options, command, [str(annotations_dir)], MIRFLICKR_LABELS)
+    manifest["counts"] = {"dropped_without_label": unlabelled, "dropped_missing": missing}
+    write_lists(out, paths, labels, split, MIRFLICKR_LABELS, manifest)
+    _report("mirflickr", "hashbench.data.MIRFlickr", root, out, split, notes)
+    return split
+
+
+# ------------------------------------------------------------------------------------------------ voc
+def read_voc(
+    root: Path, devkit: Path, image_set: str, difficult: Literal["negative", "positive"]
+) -> tuple[list[str], np.ndarray, int]:
+    """Images and the 20 class labels of a PASCAL VOC image set from ``ImageSets/Main/<class>_<set>.txt``.
+
+    Each line of those files is ``<image id> <1 | -1 | 0>``: present, absent, or present but marked
+    difficult only; ``difficult`` says which a 0 counts as.
+
+    Returns:
+        Paths relative to ``root`` (``<devkit>/JPEGImages/<id>.jpg``, in the files' order), labels
+        ``(N, 20)`` uint8 in :data:`VOC_CLASSES` order, and the number of images dropped for having no
+        positive label.
+    """
+    main = root / devkit / "ImageSets" / "Main"
+    positive = ("1", "0") if difficult == "positive" else ("1",)
+    ids: list[str] = []
+    columns: list[np.ndarray] = []
+    for name in VOC_CLASSES:
+        file = main / f"{name}_{image_set}.txt"
+        if not file.is_file():
+            raise UserError(
+                f"VOC: {file} does not exist; extract VOCtrainval_11-May-2012.tar of {VOC_URL} into {root} "
+                "(or pass --download)."
+            )
+        rows = [line.split() for line in file.read_text().splitlines() if line.strip()]
+        if any(len(row) != 2 or row[1] not in ("1", "-1", "0") for row in rows):
+            raise UserError(f"VOC: every line of {file} must be `<image id> <1|-1|0>`.")
+        if not columns:
+            ids = [row[0] for row in rows]
+        elif [row[0] for row in rows] != ids:
+            raise UserError(f"VOC: {file} does not list the same images as {VOC_CLASSES[0]}_{image_set}.txt.")
+        columns.append(np.array([row[1] in positive for row in rows], dtype=np.uint8))
+    labels = np.stack(columns, axis=1)
+    keep = np.asarray(labels.any(axis=1), dtype=bool)
+    paths = [f"{devkit.as_posix()}/JPEGImages/{image}.jpg" for image, k in zip(ids, keep, strict=True) if k]
+    return paths, labels[keep], int((~keep).sum())
+
+
+def prepare_voc(
+    root: Path,
+    *,
+    devkit: Path = Path("VOCdevkit/VOC2012"),
+    image_set: str = "trainval",
+    difficult: Literal["negative", "positive"] = "negative",
+    num_query: int = 1000,
+    num_train: int = 4000,
+    num_val: int | None = None,
+    seed: int = 0,
+    out: Path | None = None,
+    download: bool = False,
+    overwrite: bool = False,
+    command: str | None = None,
+) -> dict[str, np.ndarray]:
+    """Build the PASCAL VOC 2012 lists: ``image_set`` images with at least one class; ``num_query``
+    queries and ``num_train`` training images drawn apart, the rest database (training images left out
+    of it); ``num_val`` validation queries (``None``: ``num_query``) drawn from the database. Returns the
+    positions written, by role."""
+    options = dict(locals())
+    if download:
+        target = Path(root).expanduser()
+        try:
+            torchvision.datasets.VOCDetection(str(target), year="2012", image_set=image_set, download=True)
+        except (urllib.error.URLError, OSError, RuntimeError) as error:
+            raise UserError(
+                f"VOC: downloading into {target} failed ({type(error).__name__}: {error}). On a machine "
+                f"with internet access, get VOCtrainval_11-May-2012.tar from {VOC_URL} and extract it into "
+                f"{target}."
+            ) from None
+    root, out = _list_folders(
+        root,
+        out,
+        overwrite,
+        "VOC",
+        f"Get VOCtrainval_11-May-2012.tar from {VOC_URL} and extract it there (or pass --download).",
+    )
+    paths, labels, unlabelled = read_voc(root, devkit, image_set, difficult)
+    split = split_query_database(len(paths), num_query, num_train, seed, train_in_database=False)
+    split = with_validation(labels, split, num_query if num_val is None else num_val, False, seed, "VOC")
+    manifest = _manifest("voc", options, command, [str(devkit / "ImageSets" / "Main")], VOC_CLASSES)
+    manifest["counts"] = {"dropped_without_label": unlabelled}
+    write_lists(out, paths, labels, split, VOC_CLASSES, manifest)
+    _report("voc", "hashbench.data.VOC", root, out, split, [f"left out {unlabelled} images without a label"])
+    return split
 
 
 # --------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    """The ``hashbench prepare`` argument parser."""
+    """The ``hashbench prepare`` argument parser; each subcommand's options are its function's arguments."""
     formatter = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(
         prog="hashbench prepare",
@@ -415,7 +758,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=formatter,
     )
     commands = parser.add_subparsers(
-        dest="dataset", required=True, metavar="{cifar10,coco,nuswide,imagenet100}"
+        dest="dataset", required=True, metavar="{cifar10,coco,nuswide,imagenet100,mirflickr,voc}"
     )
 
     def common(sub: argparse.ArgumentParser, root_help: str, root_default: Path | None = None) -> None:
@@ -433,24 +776,43 @@ def build_parser() -> argparse.ArgumentParser:
             help="folder for the list files (default: --root); list paths stay relative to --root",
         )
 
+    def sizes(sub: argparse.ArgumentParser, num_query: int, num_train: int) -> None:
+        sub.add_argument("--num-query", type=int, default=num_query, help="test queries")
+        sub.add_argument("--num-train", type=int, default=num_train, help="training images")
+        sub.add_argument(
+            "--num-val",
+            type=int,
+            default=None,
+            help="validation queries, from the database minus the training images (default: --num-query)",
+        )
+
+    def drop_missing(sub: argparse.ArgumentParser, why: str = "") -> None:
+        sub.add_argument(
+            "--drop-missing", action="store_true", help=f"leave out images not found on disk{why}"
+        )
+
     cifar = commands.add_parser(
         "cifar10",
         formatter_class=formatter,
         help="write the CIFAR-10 split positions (download with --download)",
-        description="Write the seeded CIFAR-10 query/train/database positions (into the pooled 60,000: "
-        "data_batch_1..5, then test_batch) as JSON. The CIFAR10 DataModule draws the same split from the "
-        "same seed, or reads this file with split_file.",
+        description="Write the seeded CIFAR-10 query/train/database/val_query positions (into the pooled "
+        "60,000: data_batch_1..5, then test_batch) as JSON. The CIFAR10 DataModule draws the same split from "
+        "the same seed, or reads this file with split_file.",
     )
     common(cifar, "folder that holds (or will hold) cifar-10-batches-py", Path("data/cifar10"))
     cifar.add_argument("--download", action="store_true", help="download the official files first (163 MB)")
     cifar.add_argument(
         "--protocol",
-        choices=["paper", "paper_db_with_train"],
+        choices=PROTOCOLS,
         default="paper",
-        help="paper: database excludes training images (54,000); paper_db_with_train: 59,000",
+        help="paper: database excludes training images (54,000); paper_db_with_train: 59,000; official: "
+        "train = database = the 50,000 official training images, the 10,000 test images are the queries",
     )
-    cifar.add_argument("--query-per-class", type=int, default=100, help="queries per class")
-    cifar.add_argument("--train-per-class", type=int, default=500, help="training images per class")
+    cifar.add_argument("--query-per-class", type=int, default=100, help="queries per class (paper*)")
+    cifar.add_argument("--train-per-class", type=int, default=500, help="training images per class (paper*)")
+    cifar.add_argument(
+        "--val-query-per-class", type=int, default=100, help="validation queries per class, from the database"
+    )
     cifar.add_argument(
         "--out",
         type=Path,
@@ -464,8 +826,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=formatter,
         help="MS-COCO 2014 lists from instances_*.json",
         description="Build MS-COCO 2014 lists: train2014 + val2014 images with at least one of the 80 "
-        "categories; --num-query queries, the rest database, --num-train training images drawn from the "
-        f"database. Images and annotations: {COCO_URL}.",
+        "categories; --num-query queries, the rest database, --num-train training images and --num-val "
+        f"validation queries drawn from the database. Images and annotations: {COCO_URL}.",
     )
     common(coco, "COCO root holding train2014/, val2014/ and annotations/")
     lists_out(coco)
@@ -476,18 +838,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=[Path("annotations/instances_train2014.json"), Path("annotations/instances_val2014.json")],
         help="instances_<folder>.json files, relative to --root; images are read from <folder>/",
     )
-    coco.add_argument("--num-query", type=int, default=5000, help="queries")
-    coco.add_argument("--num-train", type=int, default=10000, help="training images, drawn from the database")
-    coco.add_argument("--drop-missing", action="store_true", help="leave out images not found on disk")
+    sizes(coco, 5000, 10000)
+    drop_missing(coco)
     coco.set_defaults(run=prepare_coco)
 
     nus = commands.add_parser(
         "nuswide",
         formatter_class=formatter,
         help="NUS-WIDE lists from Imagelist.txt and Labels_*.txt",
-        description="Build NUS-WIDE lists: the --num-concepts most frequent of the 81 concepts, images with "
-        "at least one of them; --num-query queries, the rest database, --num-train training images drawn "
-        f"from the database. Files: {NUSWIDE_URL}.",
+        description="Build NUS-WIDE lists: the --num-concepts most frequent of the 81 concepts (81: all), "
+        "images with at least one of them; --num-query queries, the rest database, --num-train training "
+        f"images and --num-val validation queries drawn from the database. Files: {NUSWIDE_URL}.",
     )
     common(nus, "NUS-WIDE root holding the images, ImageList/ and Groundtruth/")
     lists_out(nus)
@@ -508,14 +869,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="Flickr",
         help="folder of the images (as named in the image list), relative to --root",
     )
-    nus.add_argument("--num-concepts", type=int, default=21, help="most frequent concepts to keep")
-    nus.add_argument("--num-query", type=int, default=5000, help="queries")
-    nus.add_argument("--num-train", type=int, default=10000, help="training images, drawn from the database")
-    nus.add_argument(
-        "--drop-missing",
-        action="store_true",
-        help="leave out images not found on disk (many Flickr URLs are dead)",
-    )
+    nus.add_argument("--num-concepts", type=int, default=21, help="most frequent concepts to keep (81: all)")
+    sizes(nus, 5000, 10000)
+    drop_missing(nus, " (many Flickr URLs are dead)")
     nus.set_defaults(run=prepare_nuswide)
 
     imagenet = commands.add_parser(
@@ -523,7 +879,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=formatter,
         help="ImageNet100 lists from ImageNet folders and a class list",
         description="Build ImageNet100 lists: for each class of --classes, --query-per-class queries from "
-        "val/, --train-per-class training images from train/, and all its train/ images in the database.",
+        "val/, --train-per-class training images from train/, and all its train/ images in the database; "
+        "--val-per-class validation queries from the database minus the training images.",
     )
     common(imagenet, "ImageNet root holding train/<wnid>/ and val/<wnid>/")
     lists_out(imagenet)
@@ -539,12 +896,69 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imagenet.add_argument("--train-per-class", type=int, default=130, help="training images per class")
     imagenet.add_argument("--query-per-class", type=int, default=50, help="queries per class, from val/")
+    imagenet.add_argument(
+        "--val-per-class",
+        type=int,
+        default=None,
+        help="validation queries per class (default: --query-per-class)",
+    )
     imagenet.set_defaults(run=prepare_imagenet100)
+
+    mir = commands.add_parser(
+        "mirflickr",
+        formatter_class=formatter,
+        help="MIRFlickr-25K lists from mirflickr25k_annotations_v080",
+        description="Build MIRFlickr-25K lists: images with at least one of the 24 potential labels "
+        "(<label>.txt of the annotations, not the *_r1.txt variants); --num-query queries, the rest "
+        f"database, --num-train training images and --num-val validation queries drawn from the database. "
+        f"Files: {MIRFLICKR_PAGE}.",
+    )
+    common(mir, "MIRFlickr root holding mirflickr/im*.jpg and mirflickr25k_annotations_v080/")
+    lists_out(mir)
+    mir.add_argument(
+        "--annotations-dir",
+        type=Path,
+        default=Path("mirflickr25k_annotations_v080"),
+        help="folder of the <label>.txt files, relative to --root",
+    )
+    mir.add_argument("--image-dir", default="mirflickr", help="folder of im<N>.jpg, relative to --root")
+    mir.add_argument("--num-images", type=int, default=25000, help="images in the collection")
+    sizes(mir, 2000, 5000)
+    mir.add_argument("--download", action="store_true", help="download and extract the two zips first")
+    drop_missing(mir)
+    mir.set_defaults(run=prepare_mirflickr)
+
+    voc = commands.add_parser(
+        "voc",
+        formatter_class=formatter,
+        help="PASCAL VOC 2012 lists from ImageSets/Main/<class>_trainval.txt",
+        description="Build PASCAL VOC 2012 lists: --image-set images with at least one of the 20 classes; "
+        "--num-query queries and --num-train training images drawn apart, the rest database (training "
+        f"images left out of it), --num-val validation queries drawn from the database. Files: {VOC_URL}.",
+    )
+    common(voc, "root holding VOCdevkit/VOC2012/")
+    lists_out(voc)
+    voc.add_argument(
+        "--devkit", type=Path, default=Path("VOCdevkit/VOC2012"), help="devkit folder, relative to --root"
+    )
+    voc.add_argument("--image-set", default="trainval", help="image set of ImageSets/Main")
+    voc.add_argument(
+        "--difficult",
+        choices=["negative", "positive"],
+        default="negative",
+        help="what a 0 (object present, marked difficult only) counts as",
+    )
+    sizes(voc, 1000, 4000)
+    voc.add_argument("--download", action="store_true", help="download and extract VOCtrainval (2 GB) first")
+    voc.set_defaults(run=prepare_voc)
     return parser
 
 
 def main(argv: list[str]) -> None:
     """Run ``hashbench prepare`` with ``argv`` (the arguments after ``prepare``)."""
-    args = build_parser().parse_args(argv)
-    args.command = shlex.join(["hashbench", "prepare", *argv])
-    args.run(args)
+    options = vars(build_parser().parse_args(argv))
+    run = options.pop("run")
+    options.pop("dataset")
+    if run is not prepare_cifar10:
+        options["command"] = shlex.join(["hashbench", "prepare", *argv])
+    run(**options)
