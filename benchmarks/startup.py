@@ -70,7 +70,8 @@ def main() -> None:
         return
     print(f"| command | before ({args.baseline}) | now | change |\n|---|---:|---:|---:|")
     for name, seconds in now.items():
-        print(f"| {name} | {before[name]:.2f} | {seconds:.2f} | {100 * (seconds / before[name] - 1):+.0f} % |")
+        change = 100 * (seconds / before[name] - 1)
+        print(f"| {name} | {before[name]:.2f} | {seconds:.2f} | {change:+.0f} % |")
 
 
 if __name__ == "__main__":
