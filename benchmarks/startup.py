@@ -1,4 +1,4 @@
-"""Start-up and end-to-end demo time of the ``hashbench`` command, optionally side by side with another checkout.
+"""Start-up and end-to-end demo time of ``hashbench``, optionally side by side with another checkout.
 
     python benchmarks/startup.py                                  # this checkout
     git worktree add /tmp/hb-before 238cd11                       # the code before the speed work
@@ -56,7 +56,9 @@ def measure(checkout: Path, repeat: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--baseline", type=Path, help="another checkout of hashbench to compare with")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per command (median)")
     args = parser.parse_args()
