@@ -74,7 +74,8 @@ class CodeBank(nn.Module):
 
 class PairwiseLoss(HashLoss):
     """Base of the losses on pairs: the batch against a :class:`CodeBank` of every training code, or
-    against itself — the global batch under DDP when ``global_batch`` (see :func:`gather_with_grad`).
+    against itself — the global batch under DDP when ``global_batch`` (see
+    :func:`~hashbench.distributed.gather_with_grad`).
 
     :meth:`pairs` returns the rows (with gradient) and the columns to pair them with.
 
