@@ -474,6 +474,7 @@ def test_evaluation_measures_what_hashnet_binarises() -> None:
     torch.testing.assert_close(recorder.codes[0], torch.tanh(math.sqrt(3) * u))
     assert not torch.allclose(recorder.codes[0], h)
     assert DPSH().codes(u, h) is h  # the default: the head's activated output
+    assert GreedyHash().codes(u, h) is u and DBDH().codes(2 * u, h).abs().max() <= 1
 
 
 # ---------------------------------------------------------------------------------------- heads

@@ -67,8 +67,8 @@ class HashLoss(nn.Module):
         """The continuous codes ``(N, bits)`` this method binarises, from the head's ``u`` and ``h``.
 
         Evaluation takes their sign for retrieval and measures the quantization error and bit
-        balance on them. Default: the head's ``h``; a loss that binarises something else (HashNet's
-        tanh(βu), DBDH's clamped u) overrides it.
+        balance on them. Default: the head's ``h``; a loss that binarises something else
+        (GreedyHash's u, HashNet's tanh(βu), DBDH's clamped u) overrides it.
         """
         return h
 

@@ -49,6 +49,10 @@ class GreedyHash(_ClassifierLoss):
         self.straight_through = straight_through
         self.original_quantization = Cubic()
 
+    def codes(self, u: Tensor, h: Tensor) -> Tensor:
+        """``u`` (GreedyHash binarises the raw output); ``h`` with ``straight_through`` off."""
+        return u if self.straight_through else h
+
     @full_precision
     def forward(self, u: Tensor, h: Tensor, labels: Tensor, indices: Tensor) -> dict[str, Tensor]:
         codes = sign_straight_through(u) if self.straight_through else h
