@@ -33,7 +33,8 @@ class HashingModule(LightningModule):
     ``L_q`` is the loss's own quantization term (``quantizer="original"``), a plug-in
     :class:`~hashbench.quantizers.Quantizer`, or nothing (``quantizer=None``).
     Validation and test rank the database by Hamming distance to each query with codes
-    ``sign(h)`` (sign(0) = +1) and log ``{stage}/mAP@K``, ``{stage}/P@1000`` and the diagnostics.
+    ``sign(c)`` (sign(0) = +1), ``c = loss.codes(u, h)`` what the method binarises (h unless the
+    loss says otherwise), and log ``{stage}/mAP@K``, ``{stage}/P@1000`` and the diagnostics.
 
     Args:
         backbone: feature extractor.
@@ -194,13 +195,13 @@ class HashingModule(LightningModule):
     # ------------------------------------------------------------------------------ evaluation
     def _update_metric(self, metric: RetrievalMetric, batch: Batch, dataloader_idx: int) -> None:
         images, labels, indices = batch
-        _, h = self(images)
-        if not bool(torch.isfinite(h).all()):
+        codes = self.loss.codes(*self(images))
+        if not bool(torch.isfinite(codes).all()):
             raise UserError(
                 f"the model's codes are not finite on the {ROLES[dataloader_idx]} images: the weights "
                 "diverged; lower the learning rate or λ (model.quantization_weight)"
             )
-        metric.update(h, labels, indices, ROLES[dataloader_idx])
+        metric.update(codes, labels, indices, ROLES[dataloader_idx])
 
     def validation_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._update_metric(self.val_metric, batch, dataloader_idx)
@@ -230,8 +231,7 @@ class HashingModule(LightningModule):
     def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
         """Bit-packed codes ``(N, ceil(bits/8))`` uint8 with labels and split indices."""
         images, labels, indices = batch
-        _, h = self(images)
-        codes = {"codes": pack_codes(h), "labels": labels, "indices": indices}
+        codes = {"codes": pack_codes(self.loss.codes(*self(images))), "labels": labels, "indices": indices}
         self._predictions[ROLES[dataloader_idx]].append({k: v.cpu() for k, v in codes.items()})
         return codes
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from hashbench.backbones import SmallCNN
+from hashbench.distributed import gather_with_grad
 from hashbench.heads import HashHead, bihalf
 from hashbench.losses import (
     CE,
@@ -28,8 +31,9 @@ from hashbench.losses import (
     hash_centers,
 )
 from hashbench.losses.centers import hadamard, label_centers
-from hashbench.losses.dsdh import dsdh_discrete_step, dsdh_objective
-from hashbench.losses.pairwise import balance_weights, gather_with_grad, similarity_matrix
+from hashbench.losses.dsdh import dsdh_discrete_step, dsdh_objective, dsdh_quantization_weight
+from hashbench.losses.pairwise import balance_weights, similarity_matrix
+from hashbench.module import HashingModule
 
 ALL_LOSSES = [DPSH, DSH, HashNet, DSDH, DCH, DBDH, DTSH, GreedyHash, CSQ, DPN, OrthoHash, CE]
 
@@ -79,14 +83,15 @@ def test_dpsh_bank_pairs_with_every_seen_code() -> None:
     assert loss.code_bank.seen.tolist() == [True, True, False, True]
 
 
-@pytest.mark.parametrize(("same", "expected"), [(False, 0.5), (True, 0.5)])
+@pytest.mark.parametrize(("same", "expected"), [(True, 0.3125), (False, 0.6875)])
 def test_dsh_value(same: bool, expected: float) -> None:
-    h = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # ‖h0 − h1‖² = 2, margin 2m = 4
+    h = torch.tensor([[1.0, 0.0], [0.0, 0.5]])  # ‖h0 − h1‖² = 1.25, margin 2m = 4
     labels = onehot(0, 0) if same else onehot(0, 1)
-    # similar: ½·2 on both off-diagonal pairs; dissimilar: ½·(4 − 2); mean over 4 pairs
+    # the two diagonal pairs are similar at distance 0; the two off-diagonal pairs give
+    # ½·1.25 when similar, ½·(4 − 1.25) when dissimilar; mean over 4 pairs
     out = terms(ready(DSH(), ctx()), h, h, labels)
     assert out["similarity"] == pytest.approx(expected)
-    assert out["quantization"] == pytest.approx(0.5)  # mean |1 − |u|| = (0 + 1 + 1 + 0)/4
+    assert out["quantization"] == pytest.approx(0.625)  # mean |1 − |u|| = (0 + 1 + 1 + 0.5)/4
 
 
 def test_hashnet_weighted_value() -> None:
@@ -141,12 +146,26 @@ def test_dbdh_value_clamps() -> None:
 def test_dtsh_value() -> None:
     h = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])  # labels A, A, B
     out = terms(ready(DTSH(margin=5.0), ctx()), h, h, onehot(0, 0, 1))
-    # triplets (0, 1, 2) and (1, 0, 2): Θ_pos = ½, Θ_neg = 0
+    # the paper: triplets (0, 1, 2) and (1, 0, 2); Θ_pos = ½, Θ_neg = 0
     assert out["similarity"] == pytest.approx(softplus(-(0.5 - 0.0 - 5.0)), rel=1e-6)
     assert out["quantization"] == pytest.approx(3 / 6)  # (0 − sign 0)² = 1 on three of six entries
     assert terms(ready(DTSH(), ctx()), h, h, onehot(0, 1, 1))["similarity"] > 0
     no_triplet = terms(ready(DTSH(), ctx()), h[:2], h[:2], onehot(0, 0))
     assert no_triplet["similarity"] == 0.0
+
+
+def test_dtsh_deephash_form_value() -> None:
+    h = torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0]])  # labels A, A, B
+    loss = ready(DTSH(margin=5.0, scale=1.0, reduction="anchor", self_positive=True), ctx())
+    # Θ = hhᵀ: Θ00 = 1, Θ01 = 2, Θ11 = 4, Θ22 = 1, Θ02 = Θ12 = 0; each anchor is its own positive
+    anchor0 = (softplus(-(1 - 0 - 5.0)) + softplus(-(2 - 0 - 5.0))) / 2  # positives 0, 1; negative 2
+    anchor1 = (softplus(-(2 - 0 - 5.0)) + softplus(-(4 - 0 - 5.0))) / 2  # positives 0, 1; negative 2
+    anchor2 = (softplus(-(1 - 0 - 5.0)) + softplus(-(1 - 0 - 5.0))) / 2  # positive 2; negatives 0, 1
+    out = terms(loss, h, h, onehot(0, 0, 1))
+    assert out["similarity"] == pytest.approx((anchor0 + anchor1 + anchor2) / 3, rel=1e-6)
+    # the paper on the same codes: triplets (0, 1, 2), (1, 0, 2) with Θ = ½ hhᵀ: Θ01 = 1, Θ02 = Θ12 = 0
+    paper = terms(ready(DTSH(margin=5.0), ctx()), h, h, onehot(0, 0, 1))["similarity"]
+    assert paper == pytest.approx(softplus(-(1 - 0 - 5.0)), rel=1e-6)
 
 
 def test_greedyhash_value_and_straight_through() -> None:
@@ -175,7 +194,7 @@ def test_csq_value_and_hadamard_centres() -> None:
 
 def test_dpn_value() -> None:
     loss = ready(DPN(margin=1.0), ctx(bits=6, classes=3))
-    t = loss.targets
+    t = loss.centers
     assert (t == -1).sum(dim=1).tolist() == [3, 3, 3]  # bit-balanced targets
     labels = torch.eye(3)
     for scale, expected in [(0.0, 1.0), (1.0, 0.0), (2.0, 0.0), (-1.0, 2.0), (0.5, 0.5)]:
@@ -186,25 +205,27 @@ def test_dpn_value() -> None:
 def test_orthohash_value(margin_type: str) -> None:
     loss = ready(OrthoHash(margin_type=margin_type, codebook="hadamard"), ctx(bits=4, classes=2))
     torch.testing.assert_close(loss.codebook, hadamard(4)[:2])
-    h = loss.codebook[:1].clone()  # cos = [1, 0]; s = √4 = 2
+    h = loss.codebook[:1].double()  # cos = [1, 0]; s = 8
     if margin_type == "cos":
-        logits = [2 * (1 - 0.2), 0.0]
+        logits = [8 * (1 - 0.2), 0.0]
     else:
-        logits = [2 * math.cos(math.acos(0.99999) + 0.2), 2 * math.cos(math.acos(0.0))]
+        logits = [8 * math.cos(math.acos(0.99999) + 0.2), 8 * math.cos(math.acos(0.0))]
     expected = -logits[0] + math.log(math.exp(logits[0]) + math.exp(logits[1]))
     out = terms(loss, h, h, onehot(0))
     assert out["similarity"] == pytest.approx(expected, rel=1e-5)
     assert out["quantization"] == pytest.approx(0.0, abs=1e-6)
 
 
-def test_orthohash_scale_and_codebook_defaults() -> None:
-    loss = ready(OrthoHash(), ctx(bits=16, classes=10))
+@pytest.mark.parametrize(("bits", "scale", "expected_scale"), [(16, 8.0, 8.0), (16, "sqrt_bits", 4.0)])
+def test_orthohash_scale(bits: int, scale: float | str, expected_scale: float) -> None:
+    loss = ready(OrthoHash(scale=scale), ctx(bits=bits, classes=10))  # type: ignore[arg-type]
     assert set(loss.codebook.unique().tolist()) == {-1.0, 1.0}
-    h = torch.randn(3, 16)
+    h = torch.randn(3, bits)
+    cos = F.normalize(h, dim=1) @ F.normalize(loss.codebook, dim=1).T
     y = onehot(1, 2, 3, num=10)
-    default = loss(h, h, y, torch.arange(3))["similarity"]
-    explicit = ready(OrthoHash(scale=4.0), ctx(bits=16, classes=10))(h, h, y, torch.arange(3))["similarity"]
-    torch.testing.assert_close(default, explicit)
+    expected = F.cross_entropy(expected_scale * (cos - 0.2 * y), y)
+    torch.testing.assert_close(loss(h, h, y, torch.arange(3))["similarity"], expected)
+    assert OrthoHash().scale == 8.0  # the authors' code, at every code length
 
 
 def test_ce_value() -> None:
@@ -287,7 +308,7 @@ def test_csq_multi_label_targets_the_combined_centre() -> None:
 def test_orthohash_multi_label_soft_targets() -> None:
     loss = ready(OrthoHash(codebook="hadamard"), ctx(bits=4, classes=2, multi=True))
     h = torch.tensor([[1.0, 0.0, 1.0, 0.0]])  # cos = [1/√2, 1/√2]
-    logits = torch.tensor([2 * (1 / math.sqrt(2) - 0.2)] * 2)
+    logits = torch.tensor([8 * (1 / math.sqrt(2) - 0.2)] * 2)
     expected = -torch.log_softmax(logits, 0).mean().item()  # targets ½, ½
     assert terms(loss, h, h, torch.tensor([[1.0, 1.0]]))["similarity"] == pytest.approx(expected, rel=1e-5)
 
@@ -348,6 +369,40 @@ def test_dsdh_state_updates_per_epoch_and_couples_the_network() -> None:
     assert off.b_codes.abs().sum() == 0
 
 
+def test_dsdh_effective_eta_matches_the_paper() -> None:
+    """The paper's J = Σ_ij [log(1 + e^Θij) − s_ij Θij] + η Σ_i ‖b_i − u_i‖², Θ = ½ UUᵀ, over the whole
+    training set; hashbench with the full set in the batch and the bank holding the same codes."""
+    n, m, eta = 5, 3, 55.0
+    g = torch.Generator().manual_seed(0)
+    u = torch.randn(n, m, generator=g, dtype=torch.float64)
+    labels = F.one_hot(torch.tensor([0, 1, 0, 1, 1]), 2).double()
+    b = torch.randint(0, 2, (n, m), generator=g).double() * 2 - 1
+
+    def grad(value_of: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        x = u.clone().requires_grad_()
+        (result,) = torch.autograd.grad(value_of(x), x)
+        return result
+
+    def paper_nll(x: torch.Tensor) -> torch.Tensor:
+        theta = 0.5 * x @ x.T
+        return (F.softplus(theta) - labels @ labels.T * theta).sum()
+
+    paper_likelihood = grad(paper_nll)
+    paper_coupling = grad(lambda x: eta * (b - x).pow(2).sum())
+
+    loss = DSDH(eta=eta)
+    loss.setup(ctx(bits=m, classes=2, train=n))
+    loss.b_codes.copy_(b)
+    weight = dsdh_quantization_weight(eta, m, n)
+    ours_likelihood = grad(lambda x: loss(x, x, labels, torch.arange(n))["similarity"])
+    ours_coupling = grad(lambda x: weight * loss(x, x, labels, torch.arange(n))["quantization"])
+    # the bank is detached: the likelihood gets half the paper's gradient, 1/(2n²) after the means;
+    # λ = η·m/(2n) gives the coupling the same factor, so the ratio of the two parts is the paper's
+    torch.testing.assert_close(ours_likelihood, paper_likelihood / (2 * n * n))
+    torch.testing.assert_close(ours_coupling, paper_coupling / (2 * n * n))
+    assert weight == pytest.approx(55 * 3 / 10)
+
+
 @pytest.mark.parametrize("classes", [10, 21])
 @pytest.mark.parametrize("bits", [12, 16, 24, 32, 48, 64, 128])
 def test_csq_centres_are_far_apart(bits: int, classes: int) -> None:
@@ -391,6 +446,35 @@ def test_state_is_checkpointed_and_survives_a_second_setup(cls: type[HashLoss]) 
     restored.load_state_dict(state)
     torch.manual_seed(1)
     torch.testing.assert_close(restored(u, u, labels, torch.arange(10)), loss(u, u, labels, torch.arange(10)))
+
+
+# ----------------------------------------------------------------------------------- evaluation
+class _Recorder:
+    """Stands in for the retrieval metric: keeps the codes evaluation hands it."""
+
+    def __init__(self) -> None:
+        self.codes: list[torch.Tensor] = []
+
+    def update(self, h: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor, role: str) -> None:
+        self.codes.append(h)
+
+
+def test_evaluation_measures_what_hashnet_binarises() -> None:
+    torch.manual_seed(0)
+    loss = HashNet(continuation_step=20)
+    head = HashHead(bits=6, activation="tanh")
+    module = HashingModule(backbone=SmallCNN(in_channels=1, width=4), head=head, loss=loss).eval()
+    loss.on_train_epoch_start(40)  # β = √3
+    images = torch.randn(3, 1, 8, 8)
+    recorder = _Recorder()
+    with torch.no_grad():
+        module._update_metric(recorder, (images, onehot(0, 1, 0), torch.arange(3)), 1)  # type: ignore[arg-type]
+        u, h = module(images)
+    # the diagnostics see tanh(βu), not the head's tanh(u)
+    torch.testing.assert_close(recorder.codes[0], torch.tanh(math.sqrt(3) * u))
+    assert not torch.allclose(recorder.codes[0], h)
+    assert DPSH().codes(u, h) is h  # the default: the head's activated output
+    assert GreedyHash().codes(u, h) is u and DBDH().codes(2 * u, h).abs().max() <= 1
 
 
 # ---------------------------------------------------------------------------------------- heads

@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from hashbench.codes import cosine_to_sign, quantization_angles, sign_pm1
 from hashbench.quantizers import (
     HSWD,
     OT,
@@ -580,3 +581,12 @@ def test_nested_cli_form_model_quantizer() -> None:
     yaml_cfg = p.parse_string(yaml_text)
     model = p.instantiate_classes(yaml_cfg).model
     assert isinstance(model.quantizer, SWD) and model.quantizer.num_projections == 50
+
+
+def test_sign_convention_and_angle_to_the_binary_code() -> None:
+    x = torch.tensor([[0.0, -2.0], [3.0, 4.0], [0.0, 0.0], [1.0, -1.0]], dtype=torch.float64)
+    assert sign_pm1(x).tolist() == [[1, -1], [1, 1], [1, 1], [1, -1]]  # sign(0) = +1
+    # cos θ = ‖x‖₁ / (‖x‖₂ √m): 2/(2√2), 7/(5√2), a zero row π/2, a binary code 0
+    expected = [math.acos(1 / math.sqrt(2)), math.acos(7 / (5 * math.sqrt(2))), math.pi / 2, 0.0]
+    torch.testing.assert_close(quantization_angles(x), torch.tensor(expected, dtype=torch.float64))
+    torch.testing.assert_close(cosine_to_sign(x), F.cosine_similarity(x.abs(), torch.ones_like(x), dim=1))

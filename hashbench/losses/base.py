@@ -9,11 +9,11 @@ from typing import TypeVar
 
 from torch import Tensor, nn
 
-from hashbench.quantizers import compute_dtype, no_autocast
+from hashbench.precision import compute_dtype, no_autocast
 
 T = TypeVar("T")
+L = TypeVar("L", bound="HashLoss")
 Terms = dict[str, Tensor]
-Forward = Callable[["HashLoss", Tensor, Tensor, Tensor, Tensor], Terms]
 
 
 @dataclass(frozen=True)
@@ -42,26 +42,35 @@ class HashLoss(nn.Module):
     a plug-in quantizer or none is chosen. Every other term is added to the objective as it is.
 
     Losses with dataset-level state (code banks, centres, DSDH's B and W) allocate it as
-    registered buffers in :meth:`setup`, so it is checkpointed and follows the device. ``setup`` may
-    be called again (fit, then test): :meth:`first_setup` tells a loss whether to allocate.
+    registered buffers in :meth:`allocate`, so it is checkpointed and follows the device.
+    :meth:`setup` may be called again (fit, then test): it allocates only for a new context.
     Losses decorate ``forward`` with :func:`full_precision` to stay exact under mixed precision.
     """
 
     #: the context of the last :meth:`setup` that allocated state (``None`` before)
     context: TrainingContext | None = None
 
-    def first_setup(self, context: TrainingContext) -> bool:
-        """Record ``context``; ``False`` when state for this very context exists already (keep it)."""
-        if self.context == context:
-            return False
-        self.context = context
-        return True
-
     def setup(self, context: TrainingContext) -> None:
+        """Record ``context`` and :meth:`allocate` for it, unless state for this very context exists."""
+        if self.context == context:
+            return
+        self.context = context
+        self.allocate(context)
+
+    def allocate(self, context: TrainingContext) -> None:
         """Allocate state once bits, classes and training-set size are known (called before fit/test)."""
 
     def on_train_epoch_start(self, epoch: int) -> None:
         """Per-epoch schedules and discrete steps (``epoch`` counts from 0)."""
+
+    def codes(self, u: Tensor, h: Tensor) -> Tensor:
+        """The continuous codes ``(N, bits)`` this method binarises, from the head's ``u`` and ``h``.
+
+        Evaluation takes their sign for retrieval and measures the quantization error and bit
+        balance on them. Default: the head's ``h``; a loss that binarises something else
+        (GreedyHash's u, HashNet's tanh(βu), DBDH's clamped u) overrides it.
+        """
+        return h
 
 
 def require_setup(loss: HashLoss, state: T | None) -> T:
@@ -71,12 +80,14 @@ def require_setup(loss: HashLoss, state: T | None) -> T:
     return state
 
 
-def full_precision(forward: Forward) -> Forward:
+def full_precision(
+    forward: Callable[[L, Tensor, Tensor, Tensor, Tensor], Terms],
+) -> Callable[[L, Tensor, Tensor, Tensor, Tensor], Terms]:
     """Decorate a loss's ``forward``: autocast off, ``u`` and ``h`` in float32 (float64 stays), so
     sums over many pairs stay exact under bf16/fp16 mixed precision (gradients flow through the cast)."""
 
     @functools.wraps(forward)
-    def wrapper(self: HashLoss, u: Tensor, h: Tensor, labels: Tensor, indices: Tensor) -> Terms:
+    def wrapper(self: L, u: Tensor, h: Tensor, labels: Tensor, indices: Tensor) -> Terms:
         dtype = compute_dtype(u.dtype)
         with no_autocast(u.device):
             return forward(self, u.to(dtype), h.to(dtype), labels, indices)

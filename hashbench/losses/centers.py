@@ -1,11 +1,15 @@
-"""Class hash centres / codebooks (CSQ, DPN, OrthoHash): Hadamard rows or well-separated random ±1 rows."""
+"""Class hash centres / codebooks (CSQ, DPN, OrthoHash): Hadamard rows or well-separated random ±1 rows,
+and the base of the losses that pull each code to its label's centre (CSQ, DPN)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
+import scipy.linalg
 import torch
 from torch import Tensor
+
+from hashbench.losses.base import HashLoss, TrainingContext, require_setup
 
 CenterMethod = Literal["hadamard", "balanced", "bernoulli"]
 
@@ -15,13 +19,10 @@ def is_power_of_two(n: int) -> bool:
 
 
 def hadamard(n: int) -> Tensor:
-    """Sylvester's Hadamard matrix ``(n, n)`` of ±1 with orthogonal rows; ``n`` a power of 2."""
+    """Sylvester's Hadamard matrix ``(n, n)`` of ±1 (float32) with orthogonal rows; ``n`` a power of 2."""
     if not is_power_of_two(n):
         raise ValueError(f"a Sylvester Hadamard matrix needs a power of 2, got {n}")
-    h = torch.ones(1, 1)
-    while h.shape[0] < n:
-        h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)], 0)
-    return h
+    return torch.from_numpy(scipy.linalg.hadamard(n)).float()
 
 
 def balanced_centers(num_classes: int, bits: int, generator: torch.Generator, pool: int = 256) -> Tensor:
@@ -73,3 +74,36 @@ def label_centers(labels: Tensor, centers: Tensor, tie_breaker: Tensor) -> Tenso
     """
     total = labels.to(centers.dtype) @ centers
     return torch.where(total > 0, 1.0, torch.where(total < 0, -1.0, tie_breaker)).to(centers.dtype)
+
+
+class CenterLoss(HashLoss):
+    """Base of the losses that pull each code to a target built from class centres (CSQ, DPN).
+
+    Centres (C, m) from :func:`hash_centers` with the subclass's ``center_method``, and a ±1
+    tie-breaker (m,) for multi-label samples (:func:`label_centers`); both are buffers built from
+    ``seed`` (the same on every DDP rank, checkpointed).
+
+    Args:
+        seed: seed of the centres and of the multi-label tie-breaker.
+    """
+
+    #: how the centres are built
+    center_method: CenterMethod = "hadamard"
+    centers: Tensor
+    tie_breaker: Tensor
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        self.seed = seed
+
+    def allocate(self, context: TrainingContext) -> None:
+        centers = hash_centers(context.num_classes, context.bits, self.center_method, self.seed)
+        self.register_buffer("centers", centers)
+        generator = torch.Generator().manual_seed(self.seed + 1)
+        tie_breaker = torch.randint(0, 2, (context.bits,), generator=generator) * 2.0 - 1
+        self.register_buffer("tie_breaker", tie_breaker)
+
+    def targets(self, labels: Tensor, dtype: torch.dtype) -> Tensor:
+        """Each sample's target code ``(N, m)`` in ``dtype`` from its multi-hot ``labels`` ``(N, C)``."""
+        centers = require_setup(self, getattr(self, "centers", None))
+        return label_centers(labels, centers, self.tie_breaker).to(dtype)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from hashbench.codes import sign_straight_through
 from hashbench.losses.base import HashLoss, TrainingContext, full_precision, require_setup
-from hashbench.losses.pointwise import classification_loss, sign_straight_through
+from hashbench.losses.cross_entropy import classification_loss
 from hashbench.quantizers import Cubic
 
 
 class _ClassifierLoss(HashLoss):
-    """Owns a linear classifier ``bits → C``, created in :meth:`setup` (it needs C; the optimizer,
+    """Owns a linear classifier ``bits → C``, created in :meth:`allocate` (it needs C; the optimizer,
     built after setup, trains it with the head's learning rate)."""
 
     classifier: nn.Linear | None
@@ -21,10 +22,9 @@ class _ClassifierLoss(HashLoss):
         self.classifier = None
         self.multi_label = False
 
-    def setup(self, context: TrainingContext) -> None:
-        if self.first_setup(context):
-            self.classifier = nn.Linear(context.bits, context.num_classes, bias=self.classifier_bias)
-            self.multi_label = context.multi_label
+    def allocate(self, context: TrainingContext) -> None:
+        self.classifier = nn.Linear(context.bits, context.num_classes, bias=self.classifier_bias)
+        self.multi_label = context.multi_label
 
     def classify(self, codes: Tensor, labels: Tensor) -> Tensor:
         logits = require_setup(self, self.classifier)(codes)
@@ -48,6 +48,10 @@ class GreedyHash(_ClassifierLoss):
         super().__init__(classifier_bias=False)
         self.straight_through = straight_through
         self.original_quantization = Cubic()
+
+    def codes(self, u: Tensor, h: Tensor) -> Tensor:
+        """``u`` (GreedyHash binarises the raw output); ``h`` with ``straight_through`` off."""
+        return u if self.straight_through else h
 
     @full_precision
     def forward(self, u: Tensor, h: Tensor, labels: Tensor, indices: Tensor) -> dict[str, Tensor]:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from hashbench.losses.base import HashLoss, TrainingContext, full_precision, require_setup
-from hashbench.losses.centers import hash_centers, label_centers
+from hashbench.losses.base import full_precision
+from hashbench.losses.centers import CenterLoss
 from hashbench.quantizers import TanhSquared
 
 
-class CSQ(HashLoss):
+class CSQ(CenterLoss):
     """``BCE(½(tanh u + 1), ½(c + 1))`` per bit, mean over bits and samples, c the sample's hash centre.
 
     Computed from the raw output u in the stable logits form (``½(tanh u + 1) = sigmoid(2u)``), so
@@ -19,8 +18,7 @@ class CSQ(HashLoss):
     ``[H; −H]`` (Hadamard) when m is a power of 2 and C ≤ 2m, else well-separated random balanced
     rows (:func:`~hashbench.losses.centers.hash_centers`; any m ≥ 1, e.g. 12, 24, 48). Multi-label:
     the centre of a sample is the sign of the sum of its classes' centres, zeros set from a fixed
-    random ±1 vector. Centres and that vector are buffers built from ``seed`` (the same on every
-    DDP rank, checkpointed).
+    random ±1 vector (:class:`~hashbench.losses.centers.CenterLoss`).
 
     Terms: ``similarity`` and ``quantization`` = :class:`TanhSquared` on u,
     ``mean((|tanh u| − 1)²)`` (λ = 1e-4 goes in ``quantization_weight``).
@@ -29,27 +27,14 @@ class CSQ(HashLoss):
         seed: seed of the random centres and of the multi-label tie-breaker.
     """
 
-    centers: Tensor
-    tie_breaker: Tensor
+    center_method = "hadamard"
 
     def __init__(self, seed: int = 0) -> None:
-        super().__init__()
-        self.seed = seed
+        super().__init__(seed)
         self.original_quantization = TanhSquared()
-
-    def setup(self, context: TrainingContext) -> None:
-        if self.first_setup(context):
-            self.register_buffer(
-                "centers", hash_centers(context.num_classes, context.bits, "hadamard", self.seed)
-            )
-            generator = torch.Generator().manual_seed(self.seed + 1)
-            self.register_buffer(
-                "tie_breaker", torch.randint(0, 2, (context.bits,), generator=generator) * 2.0 - 1
-            )
 
     @full_precision
     def forward(self, u: Tensor, h: Tensor, labels: Tensor, indices: Tensor) -> dict[str, Tensor]:
-        centers = require_setup(self, getattr(self, "centers", None))
-        targets = label_centers(labels, centers, self.tie_breaker).to(u.dtype)
+        targets = self.targets(labels, u.dtype)
         similarity = F.binary_cross_entropy_with_logits(2 * u, 0.5 * (targets + 1))
         return {"similarity": similarity, "quantization": self.original_quantization(u)}

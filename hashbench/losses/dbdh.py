@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from hashbench.losses.base import full_precision
-from hashbench.losses.pairwise import PairwiseLoss, pairwise_likelihood, similarity_matrix
+from hashbench.losses.pairwise import PairwiseLoss
 from hashbench.quantizers import BitBalance
 
 
@@ -27,13 +27,12 @@ class DBDH(PairwiseLoss):
         self.clamp = clamp
         self.original_quantization = BitBalance(p=2, over="code")
 
+    def codes(self, u: Tensor, h: Tensor) -> Tensor:
+        """``clamp(u, −1, 1)`` (``u`` with the clamp off): what DBDH binarises."""
+        return u.clamp(-1.0, 1.0) if self.clamp else u
+
     @full_precision
     def forward(self, u: Tensor, h: Tensor, labels: Tensor, indices: Tensor) -> dict[str, Tensor]:
-        z = u.clamp(-1.0, 1.0) if self.clamp else u
-        rows, row_labels, columns, column_labels = self.pairs(z, labels, indices)
-        theta = 0.5 * rows @ columns.T
-        s = similarity_matrix(row_labels, column_labels).to(theta.dtype)
-        return {
-            "similarity": pairwise_likelihood(theta, s).mean(),
-            "quantization": self.original_quantization(z),
-        }
+        z = self.codes(u, h)
+        nll, _ = self.likelihood(z, labels, indices)
+        return {"similarity": nll.mean(), "quantization": self.original_quantization(z)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from hashbench.losses.base import full_precision
-from hashbench.losses.pairwise import PairwiseLoss, pairwise_likelihood, similarity_matrix
+from hashbench.losses.pairwise import PairwiseLoss
 from hashbench.quantizers import SignL2
 
 
@@ -13,7 +13,10 @@ class DPSH(PairwiseLoss):
     """``Θ_ij = ½ h_i·h_j``; similarity = mean over pairs of ``log(1 + e^Θ) − s·Θ``.
 
     Terms: ``similarity`` and ``quantization = mean((u − sign u)²)`` (:class:`SignL2` on the raw
-    output; the paper weights it by α = 0.1: put that in ``quantization_weight``).
+    output; α = 0.1, DeepHash-pytorch's weight for these two means, goes in ``quantization_weight``).
+
+    The paper feeds its linear output u to both terms: use head ``activation: identity`` (then
+    h = u). With a ``tanh`` head the likelihood sees tanh(u) while the quantization term sees u.
 
     With ``bank=True`` (the authors' code) each batch is compared with a bank of the latest code of
     every training image, filled as batches are seen (from every rank under DDP); otherwise the
@@ -30,10 +33,5 @@ class DPSH(PairwiseLoss):
 
     @full_precision
     def forward(self, u: Tensor, h: Tensor, labels: Tensor, indices: Tensor) -> dict[str, Tensor]:
-        rows, row_labels, columns, column_labels = self.pairs(h, labels, indices)
-        theta = 0.5 * rows @ columns.T
-        similarity = similarity_matrix(row_labels, column_labels).to(theta.dtype)
-        return {
-            "similarity": pairwise_likelihood(theta, similarity).mean(),
-            "quantization": self.original_quantization(u),
-        }
+        nll, _ = self.likelihood(h, labels, indices)
+        return {"similarity": nll.mean(), "quantization": self.original_quantization(u)}

@@ -6,9 +6,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from hashbench.codes import sign_pm1
 from hashbench.losses.base import TrainingContext, full_precision, require_setup
-from hashbench.losses.pairwise import CodeBank, PairwiseLoss, pairwise_likelihood, similarity_matrix
-from hashbench.quantizers import sign_pm1
+from hashbench.losses.pairwise import CodeBank, PairwiseLoss
 
 
 def dsdh_objective(
@@ -20,6 +20,12 @@ def dsdh_objective(
     in {±1} and W ``(m, C)`` (the paper's ``y_i ≈ Wᵀ b_i``).
     """
     return mu * (labels - b @ w).pow(2).sum() + nu * w.pow(2).sum() + eta * (b - codes).pow(2).sum()
+
+
+def dsdh_quantization_weight(eta: float, bits: int, num_train: int) -> float:
+    """``quantization_weight`` λ = η·m/(2n) that gives the coupling the paper's weight η relative to
+    the likelihood (see :class:`DSDH`), for m ``bits`` and n ``num_train`` training images."""
+    return eta * bits / (2 * num_train)
 
 
 def dsdh_discrete_step(
@@ -57,12 +63,17 @@ class DSDH(PairwiseLoss):
     samples not yet in the bank, b = sign(h) (the B step's answer when W = 0). B, W and the bank are
     registered buffers (checkpointed).
 
-    Weights. The paper's objective sums the likelihood over all n_b × n pairs and η‖b − u‖² over
-    the n_b codes; with means over pairs and over the n_b·m entries, the coupling's weight is
-    ``quantization_weight = η·m/n`` (e.g. 55·32/5000 = 0.352 on CIFAR-10 at 32 bits). μ‖y − Wᵀb‖² and
-    ν‖W‖² do not depend on the network: they enter only the discrete step. DeepHash-pytorch's port
-    (and the HSWD authors' code built on it) drops the coupling from the network loss, which makes
-    the discrete step pointless: with ``quantizer: original`` that is *not* DSDH.
+    Weights. Once the bank holds all n training codes, the gradient of ``similarity`` (mean over the
+    N×n pairs, the bank detached) for a batch row u_i is ``Σ_j (σ(Θ_ij) − s_ij) u_j / (2Nn)``: half of
+    the paper's ``Σ_j (σ(Θ_ij) − s_ij) u_j`` per 1/(Nn), since the paper's sum over ordered pairs
+    holds u_i in Θ_ij and in Θ_ji. The coupling ``mean((h − b)²)`` over the N·m entries gives
+    ``2λ(u_i − b_i)/(Nm)`` against the paper's ``2η(u_i − b_i)``. Both match the paper up to one
+    factor 1/(2Nn) when ``quantization_weight = η·m/(2n)`` (:func:`dsdh_quantization_weight`; e.g.
+    55·32/10000 = 0.176 on CIFAR-10 at 32 bits); η·m/n would double the paper's η.
+    μ‖y − Wᵀb‖² and ν‖W‖² do not depend on the network: they enter only the discrete step.
+    DeepHash-pytorch's port (and the HSWD authors' code built on it) drops the coupling from the
+    network loss, which makes the discrete step pointless: with ``quantizer: original`` that is
+    *not* DSDH.
 
     Args:
         mu: μ, weight of the classification term in the discrete step (1).
@@ -94,11 +105,10 @@ class DSDH(PairwiseLoss):
         self.iterations = iterations
         self.discrete_step = discrete_step
 
-    def setup(self, context: TrainingContext) -> None:
-        if self.first_setup(context):
-            self.code_bank = CodeBank(context.num_train, context.bits, context.num_classes)
-            self.register_buffer("b_codes", torch.zeros(context.num_train, context.bits))  # 0 = not set yet
-            self.register_buffer("w", torch.zeros(context.bits, context.num_classes))
+    def allocate(self, context: TrainingContext) -> None:
+        self.code_bank = CodeBank(context.num_train, context.bits, context.num_classes)
+        self.register_buffer("b_codes", torch.zeros(context.num_train, context.bits))  # 0 = not set yet
+        self.register_buffer("w", torch.zeros(context.bits, context.num_classes))
 
     def on_train_epoch_start(self, epoch: int) -> None:
         bank = require_setup(self, self.code_bank)
@@ -114,9 +124,7 @@ class DSDH(PairwiseLoss):
 
     @full_precision
     def forward(self, u: Tensor, h: Tensor, labels: Tensor, indices: Tensor) -> dict[str, Tensor]:
-        rows, row_labels, columns, column_labels = self.pairs(h, labels, indices)
-        theta = 0.5 * rows @ columns.T
-        s = similarity_matrix(row_labels, column_labels).to(theta.dtype)
+        nll, _ = self.likelihood(h, labels, indices)
         b = self.b_codes[indices].to(h.dtype)
         b = torch.where(b == 0, sign_pm1(h.detach()), b)
-        return {"similarity": pairwise_likelihood(theta, s).mean(), "quantization": (h - b).pow(2).mean()}
+        return {"similarity": nll.mean(), "quantization": (h - b).pow(2).mean()}

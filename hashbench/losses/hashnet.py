@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from hashbench.losses.base import full_precision
-from hashbench.losses.pairwise import PairwiseLoss, balance_weights, pairwise_likelihood, similarity_matrix
+from hashbench.losses.pairwise import PairwiseLoss, balance_weights
 
 
 class HashNet(PairwiseLoss):
@@ -16,6 +16,9 @@ class HashNet(PairwiseLoss):
 
     ``D_ij = α·z_i·z_j``; similarity = ``Σ w_ij [log(1 + e^D) − s·D] / Σ 1`` with weights
     ``|S|/|S₁|`` on similar and ``|S|/|S₀|`` on dissimilar pairs, so both count equally.
+
+    Evaluation binarises z (:meth:`codes`), so the quantization error and bit balance are
+    measured on tanh(βu) at the current β, not on the head's output.
 
     Continuation (the switch ``continuation``): ``β = √(1 + ⌊epoch / continuation_step⌋)``, set at
     the start of every epoch and kept in a buffer (checkpointed); with it off β stays 1. HashNet has
@@ -27,8 +30,8 @@ class HashNet(PairwiseLoss):
         alpha: α, the scale of the inner product (0.1; HashNet's own code uses 10/bits).
         continuation: raise β during training.
         continuation_step: epochs per β step (20 in the HSWD authors' code).
-        bank: pair the batch with a bank of all training codes (DeepHash-pytorch, the HSWD authors'
-            code) instead of with itself (the paper).
+        bank: pair the batch with a bank of all training codes (the HSWD authors' code, which the
+            reproduction configs follow) instead of with itself (the paper).
         global_batch: without a bank, pair across the whole DDP batch.
     """
 
@@ -54,10 +57,12 @@ class HashNet(PairwiseLoss):
         beta = math.sqrt(1 + epoch // self.continuation_step) if self.continuation else 1.0
         self.beta.fill_(beta)
 
+    def codes(self, u: Tensor, h: Tensor) -> Tensor:
+        """``tanh(β·u)`` at the current β: what HashNet binarises."""
+        return torch.tanh(self.beta.to(u.dtype) * u)
+
     @full_precision
     def forward(self, u: Tensor, h: Tensor, labels: Tensor, indices: Tensor) -> dict[str, Tensor]:
-        z = torch.tanh(self.beta.to(u.dtype) * u)
-        rows, row_labels, columns, column_labels = self.pairs(z, labels, indices)
-        dot = self.alpha * rows @ columns.T
-        s = similarity_matrix(row_labels, column_labels).to(dot.dtype)
-        return {"similarity": (balance_weights(s) * pairwise_likelihood(dot, s)).mean()}
+        z = self.codes(u, h)
+        nll, s = self.likelihood(z, labels, indices, scale=self.alpha)
+        return {"similarity": (balance_weights(s) * nll).mean()}

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from hashbench.losses.base import HashLoss, TrainingContext, full_precision, require_setup
 from hashbench.losses.centers import hash_centers
-from hashbench.losses.pointwise import soft_target_cross_entropy
+from hashbench.losses.cross_entropy import soft_target_cross_entropy
 from hashbench.quantizers import CosineToSign
 
 
@@ -30,7 +30,9 @@ class OrthoHash(HashLoss):
 
     Args:
         margin_type: ``cos`` (OrthoCos) or ``arc`` (OrthoArc).
-        scale: s; ``None`` = √bits (the paper; the authors' CLI default 8 is √64).
+        scale: s, a number, or ``"sqrt_bits"`` for s = √m. Default 8 at every code length: the
+            authors' code (``--scale 8``, whose defaults their README says reproduce the paper) and
+            CISiPLab's FIRe both use it; √m equals it only at m = 64.
         margin: the margin m_c on the true classes (0.2).
         codebook: ``bernoulli`` or ``hadamard``.
         seed: seed of the codebook.
@@ -41,14 +43,14 @@ class OrthoHash(HashLoss):
     def __init__(
         self,
         margin_type: Literal["cos", "arc"] = "cos",
-        scale: float | None = None,
+        scale: float | Literal["sqrt_bits"] = 8.0,
         margin: float = 0.2,
         codebook: Literal["bernoulli", "hadamard"] = "bernoulli",
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if scale is not None and scale <= 0:
-            raise ValueError(f"OrthoHash scale must be > 0, got {scale}")
+        if scale != "sqrt_bits" and not (isinstance(scale, int | float) and scale > 0):
+            raise ValueError(f"OrthoHash scale must be a number > 0 or 'sqrt_bits', got {scale!r}")
         self.margin_type = margin_type
         self.scale = scale
         self.margin = margin
@@ -56,17 +58,16 @@ class OrthoHash(HashLoss):
         self.seed = seed
         self.original_quantization = CosineToSign()
 
-    def setup(self, context: TrainingContext) -> None:
-        if self.first_setup(context):
-            codes = hash_centers(context.num_classes, context.bits, self.codebook_method, self.seed)
-            self.register_buffer("codebook", codes)
+    def allocate(self, context: TrainingContext) -> None:
+        codes = hash_centers(context.num_classes, context.bits, self.codebook_method, self.seed)
+        self.register_buffer("codebook", codes)
 
     @full_precision
     def forward(self, u: Tensor, h: Tensor, labels: Tensor, indices: Tensor) -> dict[str, Tensor]:
         codebook = require_setup(self, getattr(self, "codebook", None))
         cos = F.normalize(h, dim=1) @ F.normalize(codebook.to(h.dtype), dim=1).T
         y = labels.to(cos.dtype)
-        scale = math.sqrt(h.shape[1]) if self.scale is None else self.scale
+        scale = math.sqrt(h.shape[1]) if self.scale == "sqrt_bits" else float(self.scale)
         if self.margin_type == "cos":
             logits = scale * (cos - self.margin * y)
         else:

@@ -6,7 +6,7 @@ Original terms of the methods (section 3), usable with any loss: :class:`SignL2`
 :class:`CosineToSign`. All return the *unweighted* term; the weight λ lives in the config.
 """
 
-from .base import Quantizer, compute_dtype, no_autocast, sample_target, sign_pm1
+from .base import Quantizer, sample_target
 from .original import (
     BitBalance,
     Cauchy,
@@ -16,7 +16,6 @@ from .original import (
     SignL2,
     TanhSquared,
     UnitL1,
-    cosine_to_ones,
 )
 from .wasserstein import (
     HSWD,
@@ -44,15 +43,11 @@ __all__ = [
     "SignL2",
     "TanhSquared",
     "UnitL1",
-    "compute_dtype",
-    "cosine_to_ones",
     "hswd_exact",
     "hswd_sampled",
-    "no_autocast",
     "ot_loss",
     "random_directions",
     "sample_target",
-    "sign_pm1",
     "sliced_w2",
     "w2_columns",
     "w2_columns_to_balanced",

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Quantizer", "compute_dtype", "no_autocast", "sample_target", "sign_pm1"]
+from hashbench.precision import compute_dtype, no_autocast
+
+__all__ = ["Quantizer", "sample_target"]
 
 
 class Quantizer(nn.Module):
@@ -54,27 +53,6 @@ class Quantizer(nn.Module):
     def loss(self, x: Tensor) -> Tensor:
         """The regularizer on a validated (N, m) float32/float64 tensor (autocast off)."""
         raise NotImplementedError(f"{type(self).__name__} must implement loss(x) or forward(h)")
-
-
-def compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """float64 stays float64; every other float (fp16, bf16, fp32, fp8) is computed in float32."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
-@contextlib.contextmanager
-def no_autocast(device: torch.device) -> Iterator[None]:
-    """Disable autocast for ``device``'s type, so reductions and sorts run in the compute dtype."""
-    try:
-        ctx = torch.autocast(device_type=device.type, enabled=False)
-    except (RuntimeError, ValueError):  # a device type autocast does not know: nothing to disable
-        ctx = contextlib.nullcontext()
-    with ctx:
-        yield
-
-
-def sign_pm1(x: Tensor) -> Tensor:
-    """sign with sign(0) = +1 (hashbench's convention for binary codes); values in {-1, +1}, x's dtype."""
-    return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
 
 
 def sample_target(shape: tuple[int, ...] | torch.Size, device: torch.device, dtype: torch.dtype) -> Tensor:

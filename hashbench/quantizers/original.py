@@ -16,7 +16,9 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from .base import Quantizer, sign_pm1
+from hashbench.codes import cosine_to_sign, sign_pm1
+
+from .base import Quantizer
 
 __all__ = [
     "BitBalance",
@@ -27,18 +29,7 @@ __all__ = [
     "SignL2",
     "TanhSquared",
     "UnitL1",
-    "cosine_to_ones",
 ]
-
-
-def cosine_to_ones(x: Tensor) -> Tensor:
-    """Per-row cos(|x_i|, 𝟙) = Σ_k |x_ik| / (‖x_i‖ √m), which also equals cos(x_i, sign x_i); (N, m) -> (N,).
-
-    A zero row has no direction: its cosine is taken as 0.
-    """
-    m = x.shape[1]
-    norm = x.norm(dim=1).clamp_min(torch.finfo(x.dtype).tiny)
-    return x.abs().sum(dim=1) / (norm * math.sqrt(m))
 
 
 class SignL2(Quantizer):
@@ -91,7 +82,7 @@ class Cauchy(Quantizer):
         self.gamma = float(gamma)
 
     def loss(self, x: Tensor) -> Tensor:
-        d = 0.5 * x.shape[1] * (1 - cosine_to_ones(x))
+        d = 0.5 * x.shape[1] * (1 - cosine_to_sign(x))
         return torch.log1p(d / self.gamma).mean()
 
     def extra_repr(self) -> str:
@@ -178,4 +169,4 @@ class CosineToSign(Quantizer):
     """
 
     def loss(self, x: Tensor) -> Tensor:
-        return (1 - cosine_to_ones(x)).mean()
+        return (1 - cosine_to_sign(x)).mean()

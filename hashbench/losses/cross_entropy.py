@@ -1,29 +1,9 @@
-"""Helpers of the losses that classify codes: straight-through sign and (multi-label) cross-entropy."""
+"""Cross-entropies of the losses that classify codes (GreedyHash, CE, OrthoHash), multi-label aware."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
 import torch.nn.functional as F
 from torch import Tensor
-
-from hashbench.quantizers import sign_pm1
-
-
-class _SignStraightThrough(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, x: Tensor) -> Tensor:
-        return sign_pm1(x)
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> Tensor:
-        return grad
-
-
-def sign_straight_through(x: Tensor) -> Tensor:
-    """``sign(x)`` (sign(0) = +1) forward, identity gradient backward (GreedyHash's hash layer)."""
-    return _SignStraightThrough.apply(x)
 
 
 def classification_loss(logits: Tensor, labels: Tensor, multi_label: bool) -> Tensor:
