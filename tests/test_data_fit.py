@@ -15,7 +15,7 @@ from fakedata import (
     write_fake_nuswide,
 )
 
-from hashbench.data.prepare import main as prepare
+from hashbench.cli.commands import run_tool
 
 TINY = (
     "--trainer.fast_dev_run", "1",
@@ -28,6 +28,11 @@ TINY = (
     "--data.init_args.batch_size", "8",
     "--data.init_args.num_workers", "0",
 )  # fmt: skip
+
+
+def prepare(args: list[str]) -> None:
+    """``hashbench prepare <args>`` in this process (a UserError propagates)."""
+    run_tool(["prepare", *args])
 
 
 def _fit(config: str, root: Path, runs: Path, *extra: str) -> Path:
@@ -56,20 +61,20 @@ def test_fit_cifar10(tmp_path: Path) -> None:
 
 def test_fit_coco(tmp_path: Path) -> None:
     root = write_fake_coco(tmp_path / "coco")
-    prepare(["coco", "--root", str(root), "--num-query", "10", "--num-train", "20"])
+    prepare(["coco", "--root", str(root), "--num_query", "10", "--num_train", "20"])
     _fit("dpsh_hswd_64_coco.yaml", root, tmp_path / "runs")
 
 
 def test_fit_nuswide(tmp_path: Path) -> None:
     root = write_fake_nuswide(tmp_path / "nuswide")
-    prepare(["nuswide", "--root", str(root), "--num-query", "10", "--num-train", "20"])
+    prepare(["nuswide", "--root", str(root), "--num_query", "10", "--num_train", "20"])
     _fit("dpsh_hswd_64_nuswide.yaml", root, tmp_path / "runs")
 
 
 def test_fit_imagenet100(tmp_path: Path) -> None:
     root = write_fake_imagenet(tmp_path / "imagenet", train_per_class=3, val_per_class=1)
     prepare(["imagenet100", "--root", str(root), "--classes", str(root / "imagenet100_classes.txt"),
-             "--train-per-class", "1", "--query-per-class", "1", "--val-per-class", "1"])  # fmt: skip
+             "--train_per_class", "1", "--query_per_class", "1", "--val_per_class", "1"])  # fmt: skip
     _fit("dpsh_hswd_64_imagenet100.yaml", root, tmp_path / "runs")
 
 

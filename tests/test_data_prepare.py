@@ -18,10 +18,15 @@ from fakedata import (
     write_fake_voc,
 )
 
+from hashbench.cli.commands import run_tool
 from hashbench.data import COCO, NUSWIDE, VOC, ImageNet100, MIRFlickr
-from hashbench.data.prepare import main as prepare
 from hashbench.data.prepare import split_query_database
 from hashbench.errors import UserError
+
+
+def prepare(args: list[str]) -> None:
+    """``hashbench prepare <args>`` in this process (a UserError propagates)."""
+    run_tool(["prepare", *args])
 
 
 def _read(path: Path) -> dict[str, np.ndarray]:
@@ -57,13 +62,13 @@ def test_split_query_database_is_seeded_and_disjoint() -> None:
     assert not np.array_equal(first["query"], split_query_database(50, 10, 20, seed=1)["query"])
     assert sorted([*first["query"], *first["database"]]) == list(range(50))
     assert np.isin(first["train"], first["database"]).all() and len(set(first["train"])) == 20
-    with pytest.raises(UserError, match="fewer than --num-query 40 \\+ --num-train"):
+    with pytest.raises(UserError, match="fewer than --num_query 40 \\+ --num_train"):
         split_query_database(50, 40, 20, seed=0)
 
 
 def test_prepare_coco(tmp_path: Path) -> None:
     root = write_fake_coco(tmp_path / "coco", images=(40, 30), without_category=3)
-    prepare(["coco", "--root", str(root), "--num-query", "10", "--num-train", "20", "--seed", "5"])
+    prepare(["coco", "--root", str(root), "--num_query", "10", "--num_train", "20", "--seed", "5"])
     lists = _lists(root)
     _check_protocol(lists, (20, 10, 64 - 10, 10), 80)  # 70 images, 6 without a category
     everything = {**lists["test"], **lists["database"]}
@@ -94,9 +99,9 @@ def test_prepare_coco(tmp_path: Path) -> None:
             "coco",
             "--root",
             str(root),
-            "--num-query",
+            "--num_query",
             "10",
-            "--num-train",
+            "--num_train",
             "20",
             "--seed",
             "5",
@@ -104,7 +109,7 @@ def test_prepare_coco(tmp_path: Path) -> None:
             str(again),
         ]
     )
-    prepare(["coco", "--root", str(root), "--num-query", "10", "--num-train", "20", "--out", str(other)])
+    prepare(["coco", "--root", str(root), "--num_query", "10", "--num_train", "20", "--out", str(other)])
     assert (again / "test.txt").read_text() == (root / "test.txt").read_text()
     assert (other / "test.txt").read_text() != (root / "test.txt").read_text()
     datamodule = COCO(str(root), image_size=32, num_workers=0)
@@ -117,19 +122,31 @@ def test_prepare_coco_errors(tmp_path: Path) -> None:
     with pytest.raises(
         UserError, match=r"COCO: the annotation file .*instances_train2014.json.gz does not exist. Get"
     ):
-        prepare(["coco", "--root", str(root), "--annotations", "annotations/instances_train2014.json.gz"])
+        prepare(["coco", "--root", str(root), "--annotations", "[annotations/instances_train2014.json.gz]"])
     (root / "annotations" / "broken.json").write_text("{not json")
     with pytest.raises(UserError, match=r"cannot read .*broken.json .*corrupt"):
-        prepare(["coco", "--root", str(root), "--annotations", "annotations/broken.json"])
-    with pytest.raises(UserError, match="fewer than --num-query"):
+        prepare(["coco", "--root", str(root), "--annotations", "[annotations/broken.json]"])
+    with pytest.raises(UserError, match="fewer than --num_query"):
         prepare(["coco", "--root", str(root)])  # the paper's 5,000 + 10,000 from 64 images
-    prepare(["coco", "--root", str(root), "--num-query", "5", "--num-train", "5"])
-    with pytest.raises(UserError, match="already exist; pass --overwrite"):
-        prepare(["coco", "--root", str(root), "--num-query", "5", "--num-train", "5"])
+    prepare(["coco", "--root", str(root), "--num_query", "5", "--num_train", "5"])
+    with pytest.raises(UserError, match="already exist; pass --overwrite true"):
+        prepare(["coco", "--root", str(root), "--num_query", "5", "--num_train", "5"])
     for path in list((root / "val2014").iterdir())[:4]:
         path.unlink()
     prepare(
-        ["coco", "--root", str(root), "--num-query", "5", "--num-train", "5", "--overwrite", "--drop-missing"]
+        [
+            "coco",
+            "--root",
+            str(root),
+            "--num_query",
+            "5",
+            "--num_train",
+            "5",
+            "--overwrite",
+            "true",
+            "--drop_missing",
+            "true",
+        ]
     )
     assert json.loads((root / "prepare.json").read_text())["counts"]["dropped_missing"] >= 1
     assert all((root / path).is_file() for path in _read(root / "database.txt"))
@@ -137,7 +154,7 @@ def test_prepare_coco_errors(tmp_path: Path) -> None:
 
 def test_prepare_nuswide(tmp_path: Path) -> None:
     root = write_fake_nuswide(tmp_path / "nus", num_images=80, without_concept=4)
-    prepare(["nuswide", "--root", str(root), "--num-query", "10", "--num-train", "20"])
+    prepare(["nuswide", "--root", str(root), "--num_query", "10", "--num_train", "20"])
     lists = _lists(root)
     _check_protocol(lists, (20, 10, 76 - 10, 10), 21)
     classes = (root / "classes.txt").read_text().split()
@@ -170,9 +187,9 @@ def test_prepare_nuswide_rejects_broken_label_files(tmp_path: Path) -> None:
     with pytest.raises(
         UserError, match=r"Labels_sky.txt must hold one 0/1 per image .* \(80 lines\), but has 81"
     ):
-        prepare(["nuswide", "--root", str(root), "--num-query", "10", "--num-train", "20"])
+        prepare(["nuswide", "--root", str(root), "--num_query", "10", "--num_train", "20"])
     with pytest.raises(UserError, match=r"no Labels_<concept>\.txt files"):
-        prepare(["nuswide", "--root", str(root), "--labels-dir", "Groundtruth"])
+        prepare(["nuswide", "--root", str(root), "--labels_dir", "Groundtruth"])
 
 
 def test_prepare_imagenet100(tmp_path: Path) -> None:
@@ -185,11 +202,11 @@ def test_prepare_imagenet100(tmp_path: Path) -> None:
             str(root),
             "--classes",
             str(classes),
-            "--train-per-class",
+            "--train_per_class",
             "2",
-            "--query-per-class",
+            "--query_per_class",
             "2",
-            "--val-per-class",
+            "--val_per_class",
             "1",
         ]
     )
@@ -222,9 +239,9 @@ def test_prepare_imagenet100(tmp_path: Path) -> None:
                 str(classes),
                 "--out",
                 str(tmp_path / "o"),
-                "--train-per-class",
+                "--train_per_class",
                 "3",
-                "--query-per-class",
+                "--query_per_class",
                 "2",
             ]
         )
@@ -253,8 +270,8 @@ def test_prepare_help_and_cli_errors(capsys: pytest.CaptureFixture[str], tmp_pat
 
 def test_prepare_mirflickr(tmp_path: Path) -> None:
     root = write_fake_mirflickr(tmp_path / "mir", num_images=60, unlabelled=3)
-    prepare(["mirflickr", "--root", str(root), "--num-images", "60", "--num-query", "8", "--num-train", "20",
-             "--num-val", "5"])  # fmt: skip
+    prepare(["mirflickr", "--root", str(root), "--num_images", "60", "--num_query", "8", "--num_train", "20",
+             "--num_val", "5"])  # fmt: skip
     lists = _lists(root)
     _check_protocol(lists, (20, 8, 57 - 8, 5), 24)
     assert (root / "classes.txt").read_text().split() == MIRFLICKR_LABELS
@@ -275,7 +292,7 @@ def test_prepare_mirflickr(tmp_path: Path) -> None:
 
 def test_prepare_voc(tmp_path: Path) -> None:
     root = write_fake_voc(tmp_path / "voc", num_images=60, unlabelled=3)
-    base = ["voc", "--root", str(root), "--num-query", "8", "--num-train", "20", "--num-val", "5"]
+    base = ["voc", "--root", str(root), "--num_query", "8", "--num_train", "20", "--num_val", "5"]
     prepare(base)
     lists = _lists(root)
     _check_protocol(lists, (20, 8, 57 - 28, 5), 20, train_in_database=False)
@@ -291,13 +308,13 @@ def test_prepare_voc(tmp_path: Path) -> None:
     datamodule.setup("fit")
     assert (len(datamodule.database_dataset), datamodule.num_classes) == (29, 20)
     with pytest.raises(UserError, match=r"VOC: .*aeroplane_val.txt does not exist.*VOCtrainval"):
-        prepare([*base, "--image-set", "val", "--out", str(tmp_path / "o")])
+        prepare([*base, "--image_set", "val", "--out", str(tmp_path / "o")])
 
 
 def test_prepare_nuswide_all_81_concepts(tmp_path: Path) -> None:
     root = write_fake_nuswide(tmp_path / "nus", num_images=80, without_concept=4)
     prepare(
-        ["nuswide", "--root", str(root), "--num-concepts", "81", "--num-query", "10", "--num-train", "20"]
+        ["nuswide", "--root", str(root), "--num_concepts", "81", "--num_query", "10", "--num_train", "20"]
     )
     assert (root / "classes.txt").read_text().split() == list(NUSWIDE_CONCEPTS)
     _check_protocol(_lists(root), (20, 10, 76 - 10, 10), 81)

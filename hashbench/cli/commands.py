@@ -7,6 +7,8 @@ docstring. This module imports nothing heavy: each tool imports its implementati
 from __future__ import annotations
 
 import importlib
+import inspect
+import shlex
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,17 +23,34 @@ DESCRIPTION = (
 )
 
 ARGPARSE_TOOLS = {
-    "prepare": ("hashbench.data.prepare", "Build a dataset's image lists and split files."),
     "sweep": ("hashbench.sweep", "Run a W&B sweep file's runs on this machine, or check its parameters."),
 }
 """Tools that still parse their own arguments: module and one-line help."""
 
-Tool = Callable[..., None]
+GROUP_HELP = {"prepare": "Build a dataset's image lists and split files from its official files."}
+
+Tool = Callable[..., Any]
+RECORDS_COMMAND = "command"
+"""A tool parameter that receives the command line itself (not an option)."""
 
 
-def tools() -> dict[str, Tool]:
-    """The typed tool functions by subcommand name."""
-    return {}
+def prepare_tools() -> dict[str, Tool]:
+    """``hashbench prepare <dataset>``: one typed function per dataset."""
+    from hashbench.data import prepare
+
+    return {
+        "cifar10": prepare.prepare_cifar10,
+        "coco": prepare.prepare_coco,
+        "nuswide": prepare.prepare_nuswide,
+        "imagenet100": prepare.prepare_imagenet100,
+        "mirflickr": prepare.prepare_mirflickr,
+        "voc": prepare.prepare_voc,
+    }
+
+
+def tools() -> dict[str, Tool | dict[str, Tool]]:
+    """The typed tool functions by subcommand name; a dict is a group of subcommands."""
+    return {"prepare": prepare_tools()}
 
 
 def _first_line(function: Tool) -> str:
@@ -46,10 +65,21 @@ def build_parser() -> ArgumentParser:
         subcommands.add_subcommand(name, ArgumentParser(description=help_text), help=help_text)
     for name, (_, help_text) in ARGPARSE_TOOLS.items():
         subcommands.add_subcommand(name, ArgumentParser(description=help_text), help=help_text)
-    for name, function in tools().items():
-        sub = ArgumentParser(description=(function.__doc__ or "").strip())
-        sub.add_function_arguments(function, as_positional=True)
-        subcommands.add_subcommand(name, sub, help=_first_line(function))
+    for name, tool in tools().items():
+        if isinstance(tool, dict):
+            group = ArgumentParser(description=GROUP_HELP[name])
+            subcommands.add_subcommand(name, group, help=GROUP_HELP[name])
+            members = group.add_subcommands(dest="subcommand", required=True)
+            for member_name, function in tool.items():
+                members.add_subcommand(member_name, _function_parser(function), help=_first_line(function))
+        else:
+            subcommands.add_subcommand(name, _function_parser(tool), help=_first_line(tool))
+    return parser
+
+
+def _function_parser(function: Tool) -> ArgumentParser:
+    parser = ArgumentParser(description=" ".join((function.__doc__ or "").split("Args:")[0].split()))
+    parser.add_function_arguments(function, as_group=False, skip={RECORDS_COMMAND})
     return parser
 
 
@@ -61,7 +91,12 @@ def run_tool(argv: Sequence[str]) -> None:
         return
     parser = build_parser()
     config = parser.parse_args(list(argv))
-    name = config.subcommand
-    arguments: dict[str, Any] = config[name].as_dict()
-    arguments.pop("config", None)
-    tools()[name](**arguments)
+    tool: Tool | dict[str, Tool] = tools()[config.subcommand]
+    arguments = config[config.subcommand]
+    while isinstance(tool, dict):
+        tool = tool[arguments.subcommand]
+        arguments = arguments[arguments.subcommand]
+    values = {key: value for key, value in arguments.as_dict().items() if key != "config"}
+    if RECORDS_COMMAND in inspect.signature(tool).parameters:
+        values[RECORDS_COMMAND] = shlex.join([PROG, *argv])
+    tool(**values)

@@ -13,7 +13,7 @@ import pickle
 import urllib.error
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ from torch.utils.data import Dataset
 from torchvision.datasets.utils import check_integrity
 
 from hashbench.data.base import RetrievalDataModule, RetrievalItem
+from hashbench.data.protocols import PROTOCOLS, Protocol
 from hashbench.data.splits import finish_split, split_per_class
 from hashbench.data.transforms import image_transforms
 from hashbench.errors import UserError
@@ -33,16 +34,14 @@ FOLDER = "cifar-10-batches-py"
 BATCHES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")
 """Pooled order: official training batches 1–5 (positions 0–49,999), then the test batch (50,000–59,999)."""
 NUM_CLASSES = 10
-Protocol = Literal["paper", "paper_db_with_train", "official"]
-PROTOCOLS: tuple[Protocol, ...] = ("paper", "paper_db_with_train", "official")
 SPLIT_ROLES = ("query", "train", "database")
 """The roles a split file must hold; ``val_query`` is optional (carved at setup when absent)."""
 
 
 def _how_to_get(root: Path) -> str:
     return (
-        f"Get it with `hashbench prepare cifar10 --root {root} --download`, or set `download: true` in the "
-        f"data's init_args, or download {torchvision.datasets.CIFAR10.url} and extract it into {root}."
+        f"Get it with `hashbench prepare cifar10 --root {root} --download true`, or set `download: true` in "
+        f"the data's init_args, or download {torchvision.datasets.CIFAR10.url} and extract it into {root}."
     )
 
 

@@ -475,7 +475,7 @@ class NUSWIDE(ListFileDataModule):
 
     Protocol: images with at least one of the concepts; 5,000 queries, the rest database,
     10,000 training images sampled from the database, 5,000 validation queries from the database minus
-    the training images (``hashbench prepare nuswide [--num-concepts 81]`` builds it).
+    the training images (``hashbench prepare nuswide [--num_concepts 81]`` builds it).
 
     Args:
         root: data root the list paths are relative to.

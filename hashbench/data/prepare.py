@@ -8,33 +8,23 @@ For the list-file datasets it writes ``train.txt``, ``test.txt`` (queries), ``da
 writes the query / train / database / validation positions as JSON. Every split is seeded: the same seed
 and files give the same split.
 
-Each ``prepare_<dataset>(...)`` function does the work with typed arguments; :func:`build_parser` only
-maps the command line onto them.
+Each ``prepare_<dataset>(...)`` function does the work with typed arguments; the command line
+(:mod:`hashbench.cli.commands`) builds its options from their signatures and docstrings. This module imports
+torch and torchvision only when a download or CIFAR-10 needs them, so ``hashbench prepare --help`` is quick.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import shlex
 import urllib.error
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import torchvision
-from torchvision.datasets.utils import download_and_extract_archive
 
-from hashbench.data.cifar10 import (
-    PROTOCOLS,
-    Protocol,
-    cifar10_splits,
-    download_cifar10,
-    load_cifar10,
-    write_split_file,
-)
+from hashbench.data.protocols import Protocol
 from hashbench.data.splits import finish_split
 from hashbench.errors import UserError
 
@@ -68,10 +58,10 @@ def split_query_database(
     training items drawn from the database (``train_in_database=False``: drawn beside the queries and
     left out of the database). Each returned array is sorted ascending."""
     if num_query < 1 or num_train < 1:
-        raise UserError(f"--num-query and --num-train must be >= 1, got {num_query} and {num_train}")
+        raise UserError(f"--num_query and --num_train must be >= 1, got {num_query} and {num_train}")
     if num_query + num_train > num_items:
         raise UserError(
-            f"only {num_items} images to split, fewer than --num-query {num_query} + --num-train "
+            f"only {num_items} images to split, fewer than --num_query {num_query} + --num_train "
             f"{num_train}; lower them"
         )
     rng = np.random.default_rng(seed)
@@ -96,7 +86,7 @@ def _existing_output(out: Path, names: Sequence[str], overwrite: bool) -> None:
     existing = [str(out / name) for name in names if (out / name).exists()]
     if existing and not overwrite:
         raise UserError(
-            f"{', '.join(existing)} already exist; pass --overwrite to replace them, or choose --out."
+            f"{', '.join(existing)} already exist; pass --overwrite true to replace them, or choose --out."
         )
 
 
@@ -221,11 +211,30 @@ def prepare_cifar10(
     download: bool = False,
     overwrite: bool = False,
 ) -> Path:
-    """Download CIFAR-10 if asked and write the seeded split positions (with ``val_query``) as JSON.
+    """CIFAR-10: the seeded split positions as JSON (optionally downloading the official files first).
+
+    Writes the seeded CIFAR-10 query / train / database / val_query positions (into the pooled 60,000:
+    data_batch_1..5, then test_batch) as JSON; the CIFAR10 DataModule draws the same split from the same
+    seed, or reads this file with ``split_file``.
+
+    Args:
+        root: folder that holds (or will hold) ``cifar-10-batches-py``.
+        protocol: ``paper``: the database excludes the training images (54,000); ``paper_db_with_train``:
+            59,000; ``official``: train = database = the 50,000 official training images, the 10,000 test
+            images are the queries.
+        query_per_class: queries per class (paper protocols).
+        train_per_class: training images per class (paper protocols).
+        val_query_per_class: validation queries per class, from the database.
+        seed: seed of the split.
+        out: output JSON (default: ``root/cifar10_split_<protocol>_seed<seed>.json``).
+        download: download the official files first (163 MB).
+        overwrite: replace an existing output file.
 
     Returns:
         The JSON file written (default ``root/cifar10_split_<protocol>_seed<seed>.json``).
     """
+    from hashbench.data.cifar10 import cifar10_splits, download_cifar10, load_cifar10, write_split_file
+
     root = Path(root).expanduser()
     if download:
         download_cifar10(root)
@@ -328,9 +337,24 @@ def prepare_coco(
     overwrite: bool = False,
     command: str | None = None,
 ) -> dict[str, np.ndarray]:
-    """Build the MS-COCO lists: images with at least one category; ``num_query`` queries, the rest
-    database, ``num_train`` training images and ``num_val`` validation queries (``None``: ``num_query``)
-    drawn from the database, disjoint. Returns the positions written, by role."""
+    """MS-COCO 2014: image lists from the official instances_*.json files.
+
+    Builds the MS-COCO 2014 lists: train2014 + val2014 images with at least one of the 80 categories;
+    ``num_query`` queries, the rest database, ``num_train`` training images and ``num_val`` validation
+    queries drawn from the database, disjoint. Returns the positions written, by role.
+
+    Args:
+        root: COCO root holding train2014/, val2014/ and annotations/ (from https://cocodataset.org).
+        annotations: instances_<folder>.json files, relative to ``root``; images are read from <folder>/.
+        num_query: test queries.
+        num_train: training images.
+        num_val: validation queries, from the database minus the training images (``None``: ``num_query``).
+        drop_missing: leave out images not found on disk.
+        seed: seed of the split.
+        out: folder for the list files (default: ``root``); list paths stay relative to ``root``.
+        overwrite: replace existing output files.
+        command: the command line recorded in ``prepare.json`` (filled in by the CLI).
+    """
     options = dict(locals())
     root, out = _list_folders(
         root,
@@ -395,7 +419,7 @@ def read_nuswide(
             f"NUS-WIDE: no Labels_<concept>.txt files in {labels_dir} (Groundtruth.zip of {NUSWIDE_URL})."
         )
     if num_concepts < 1 or num_concepts > len(files):
-        raise UserError(f"NUS-WIDE: --num-concepts must be in [1, {len(files)}], got {num_concepts}")
+        raise UserError(f"NUS-WIDE: --num_concepts must be in [1, {len(files)}], got {num_concepts}")
     columns = []
     for file in files:
         tokens = file.read_text().split()
@@ -433,10 +457,27 @@ def prepare_nuswide(
     overwrite: bool = False,
     command: str | None = None,
 ) -> dict[str, np.ndarray]:
-    """Build the NUS-WIDE lists: the ``num_concepts`` most frequent concepts (21, or 81 = all), images with
+    """NUS-WIDE: image lists from the official image list and concept label files.
+
+    Builds the NUS-WIDE lists: the ``num_concepts`` most frequent concepts (21, or 81 = all), images with
     at least one; ``num_query`` queries, the rest database, ``num_train`` training images and ``num_val``
-    validation queries (``None``: ``num_query``) drawn from the database, disjoint. Returns the positions
-    written, by role."""
+    validation queries drawn from the database, disjoint. Returns the positions written, by role.
+
+    Args:
+        root: NUS-WIDE root holding the images, ImageList/ and Groundtruth/.
+        image_list: the official image list, relative to ``root``.
+        labels_dir: folder of Labels_<concept>.txt, relative to ``root``.
+        image_dir: folder of the images (as named in the image list), relative to ``root``.
+        num_concepts: most frequent concepts to keep (81: all).
+        num_query: test queries.
+        num_train: training images.
+        num_val: validation queries, from the database minus the training images (``None``: ``num_query``).
+        drop_missing: leave out images not found on disk (many Flickr URLs are dead).
+        seed: seed of the split.
+        out: folder for the list files (default: ``root``); list paths stay relative to ``root``.
+        overwrite: replace existing output files.
+        command: the command line recorded in ``prepare.json`` (filled in by the CLI).
+    """
     options = dict(locals())
     root, out = _list_folders(
         root,
@@ -498,10 +539,25 @@ def prepare_imagenet100(
     overwrite: bool = False,
     command: str | None = None,
 ) -> dict[str, np.ndarray]:
-    """Build the ImageNet100 lists: per class, ``query_per_class`` queries from val, ``train_per_class``
+    """ImageNet100: image lists from ImageNet's class folders and a list of 100 classes.
+
+    Builds the ImageNet100 lists: per class, ``query_per_class`` queries from val, ``train_per_class``
     training images from train; database = all train images of the classes; ``val_per_class`` validation
-    queries (``None``: ``query_per_class``) a class from the database minus the training images. Returns
-    the positions written, by role."""
+    queries a class from the database minus the training images. Returns the positions written, by role.
+
+    Args:
+        root: ImageNet root holding train/<wnid>/ and val/<wnid>/.
+        classes: text file with one WordNet id a line (e.g. n01440764); line order = label order.
+        train_dir: training folder, relative to ``root``.
+        val_dir: validation folder (class folders), relative to ``root``.
+        train_per_class: training images per class.
+        query_per_class: queries per class, from val/.
+        val_per_class: validation queries per class (``None``: ``query_per_class``).
+        seed: seed of the split.
+        out: folder for the list files (default: ``root``); list paths stay relative to ``root``.
+        overwrite: replace existing output files.
+        command: the command line recorded in ``prepare.json`` (filled in by the CLI).
+    """
     options = dict(locals())
     root, out = _list_folders(
         root,
@@ -513,7 +569,7 @@ def prepare_imagenet100(
     )
     wnids = read_class_list(classes)
     if query_per_class < 1 or train_per_class < 1:
-        raise UserError("--query-per-class and --train-per-class must be >= 1")
+        raise UserError("--query_per_class and --train_per_class must be >= 1")
     rng = np.random.default_rng(seed)
     hint = "train/ and val/ must hold one folder per class (as torchvision.datasets.ImageNet leaves val/)."
     paths: list[str] = []
@@ -567,6 +623,8 @@ def download_mirflickr(root: Path) -> None:
     """
     for url in MIRFLICKR_FILES:
         try:
+            from torchvision.datasets.utils import download_and_extract_archive
+
             download_and_extract_archive(url, str(root))
         except (urllib.error.URLError, OSError, RuntimeError) as error:
             raise UserError(
@@ -598,7 +656,7 @@ def read_mirflickr(
         raise UserError(
             f"MIRFlickr-25K: {len(absent)} of the 24 label files are missing in {folder} "
             f"({', '.join(absent[:5])}{', …' if len(absent) > 5 else ''}); extract "
-            f"mirflickr25k_annotations_v080.zip of {MIRFLICKR_PAGE} there, or pass --annotations-dir."
+            f"mirflickr25k_annotations_v080.zip of {MIRFLICKR_PAGE} there, or pass --annotations_dir."
         )
     labels = np.zeros((num_images, len(MIRFLICKR_LABELS)), dtype=np.uint8)
     for column, name in enumerate(MIRFLICKR_LABELS):
@@ -630,9 +688,28 @@ def prepare_mirflickr(
     overwrite: bool = False,
     command: str | None = None,
 ) -> dict[str, np.ndarray]:
-    """Build the MIRFlickr-25K lists: images with at least one of the 24 potential labels; ``num_query``
-    queries, the rest database, ``num_train`` training images and ``num_val`` validation queries
-    (``None``: ``num_query``) drawn from the database, disjoint. Returns the positions written, by role."""
+    """MIRFlickr-25K: image lists from the official annotations (24 labels).
+
+    Builds the MIRFlickr-25K lists: images with at least one of the 24 potential labels (<label>.txt of
+    the annotations, not the *_r1.txt variants); ``num_query`` queries, the rest database, ``num_train``
+    training images and ``num_val`` validation queries drawn from the database, disjoint. Returns the
+    positions written, by role.
+
+    Args:
+        root: MIRFlickr root holding mirflickr/im*.jpg and mirflickr25k_annotations_v080/.
+        annotations_dir: folder of the <label>.txt files, relative to ``root``.
+        image_dir: folder of im<N>.jpg, relative to ``root``.
+        num_images: images in the collection.
+        num_query: test queries.
+        num_train: training images.
+        num_val: validation queries, from the database minus the training images (``None``: ``num_query``).
+        download: download and extract the two zips first.
+        drop_missing: leave out images not found on disk.
+        seed: seed of the split.
+        out: folder for the list files (default: ``root``); list paths stay relative to ``root``.
+        overwrite: replace existing output files.
+        command: the command line recorded in ``prepare.json`` (filled in by the CLI).
+    """
     options = dict(locals())
     if download:
         Path(root).expanduser().mkdir(parents=True, exist_ok=True)
@@ -643,7 +720,7 @@ def prepare_mirflickr(
         overwrite,
         "MIRFlickr-25K",
         f"Get mirflickr25k.zip and mirflickr25k_annotations_v080.zip from {MIRFLICKR_PAGE} and extract "
-        "both there (or pass --download).",
+        "both there (or pass --download true).",
     )
     paths, labels, unlabelled = read_mirflickr(root, annotations_dir, image_dir, num_images)
     notes = [f"left out {unlabelled} images without a label"]
@@ -685,7 +762,7 @@ def read_voc(
         if not file.is_file():
             raise UserError(
                 f"VOC: {file} does not exist; extract VOCtrainval_11-May-2012.tar of {VOC_URL} into {root} "
-                "(or pass --download)."
+                "(or pass --download true)."
             )
         rows = [line.split() for line in file.read_text().splitlines() if line.strip()]
         if any(len(row) != 2 or row[1] not in ("1", "-1", "0") for row in rows):
@@ -716,15 +793,34 @@ def prepare_voc(
     overwrite: bool = False,
     command: str | None = None,
 ) -> dict[str, np.ndarray]:
-    """Build the PASCAL VOC 2012 lists: ``image_set`` images with at least one class; ``num_query``
-    queries and ``num_train`` training images drawn apart, the rest database (training images left out
-    of it); ``num_val`` validation queries (``None``: ``num_query``) drawn from the database. Returns the
-    positions written, by role."""
+    """PASCAL VOC 2012: image lists from the devkit's ImageSets/Main (20 classes).
+
+    Builds the PASCAL VOC 2012 lists: ``image_set`` images with at least one of the 20 classes;
+    ``num_query`` queries and ``num_train`` training images drawn apart, the rest database (training
+    images left out of it); ``num_val`` validation queries drawn from the database. Returns the positions
+    written, by role.
+
+    Args:
+        root: root holding VOCdevkit/VOC2012/.
+        devkit: devkit folder, relative to ``root``.
+        image_set: image set of ImageSets/Main.
+        difficult: what a 0 (object present, marked difficult only) counts as.
+        num_query: test queries.
+        num_train: training images.
+        num_val: validation queries, from the database minus the training images (``None``: ``num_query``).
+        download: download and extract VOCtrainval (2 GB) first.
+        seed: seed of the split.
+        out: folder for the list files (default: ``root``); list paths stay relative to ``root``.
+        overwrite: replace existing output files.
+        command: the command line recorded in ``prepare.json`` (filled in by the CLI).
+    """
     options = dict(locals())
     if download:
         target = Path(root).expanduser()
         try:
-            torchvision.datasets.VOCDetection(str(target), year="2012", image_set=image_set, download=True)
+            from torchvision.datasets import VOCDetection
+
+            VOCDetection(str(target), year="2012", image_set=image_set, download=True)
         except (urllib.error.URLError, OSError, RuntimeError) as error:
             raise UserError(
                 f"VOC: downloading into {target} failed ({type(error).__name__}: {error}). On a machine "
@@ -736,7 +832,7 @@ def prepare_voc(
         out,
         overwrite,
         "VOC",
-        f"Get VOCtrainval_11-May-2012.tar from {VOC_URL} and extract it there (or pass --download).",
+        f"Get VOCtrainval_11-May-2012.tar from {VOC_URL} and extract it there (or pass --download true).",
     )
     paths, labels, unlabelled = read_voc(root, devkit, image_set, difficult)
     split = split_query_database(len(paths), num_query, num_train, seed, train_in_database=False)
@@ -749,216 +845,3 @@ def prepare_voc(
 
 
 # --------------------------------------------------------------------------------------------- parser
-def build_parser() -> argparse.ArgumentParser:
-    """The ``hashbench prepare`` argument parser; each subcommand's options are its function's arguments."""
-    formatter = argparse.ArgumentDefaultsHelpFormatter
-    parser = argparse.ArgumentParser(
-        prog="hashbench prepare",
-        description="Build the papers' seeded splits from the official dataset files and write them to disk.",
-        formatter_class=formatter,
-    )
-    commands = parser.add_subparsers(
-        dest="dataset", required=True, metavar="{cifar10,coco,nuswide,imagenet100,mirflickr,voc}"
-    )
-
-    def common(sub: argparse.ArgumentParser, root_help: str, root_default: Path | None = None) -> None:
-        sub.add_argument(
-            "--root", type=Path, required=root_default is None, default=root_default, help=root_help
-        )
-        sub.add_argument("--seed", type=int, default=0, help="seed of the split")
-        sub.add_argument("--overwrite", action="store_true", help="replace existing output files")
-
-    def lists_out(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument(
-            "--out",
-            type=Path,
-            default=None,
-            help="folder for the list files (default: --root); list paths stay relative to --root",
-        )
-
-    def sizes(sub: argparse.ArgumentParser, num_query: int, num_train: int) -> None:
-        sub.add_argument("--num-query", type=int, default=num_query, help="test queries")
-        sub.add_argument("--num-train", type=int, default=num_train, help="training images")
-        sub.add_argument(
-            "--num-val",
-            type=int,
-            default=None,
-            help="validation queries, from the database minus the training images (default: --num-query)",
-        )
-
-    def drop_missing(sub: argparse.ArgumentParser, why: str = "") -> None:
-        sub.add_argument(
-            "--drop-missing", action="store_true", help=f"leave out images not found on disk{why}"
-        )
-
-    cifar = commands.add_parser(
-        "cifar10",
-        formatter_class=formatter,
-        help="write the CIFAR-10 split positions (download with --download)",
-        description="Write the seeded CIFAR-10 query/train/database/val_query positions (into the pooled "
-        "60,000: data_batch_1..5, then test_batch) as JSON. The CIFAR10 DataModule draws the same split from "
-        "the same seed, or reads this file with split_file.",
-    )
-    common(cifar, "folder that holds (or will hold) cifar-10-batches-py", Path("data/cifar10"))
-    cifar.add_argument("--download", action="store_true", help="download the official files first (163 MB)")
-    cifar.add_argument(
-        "--protocol",
-        choices=PROTOCOLS,
-        default="paper",
-        help="paper: database excludes training images (54,000); paper_db_with_train: 59,000; official: "
-        "train = database = the 50,000 official training images, the 10,000 test images are the queries",
-    )
-    cifar.add_argument("--query-per-class", type=int, default=100, help="queries per class (paper*)")
-    cifar.add_argument("--train-per-class", type=int, default=500, help="training images per class (paper*)")
-    cifar.add_argument(
-        "--val-query-per-class", type=int, default=100, help="validation queries per class, from the database"
-    )
-    cifar.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="output JSON (default: ROOT/cifar10_split_PROTOCOL_seedSEED.json)",
-    )
-    cifar.set_defaults(run=prepare_cifar10)
-
-    coco = commands.add_parser(
-        "coco",
-        formatter_class=formatter,
-        help="MS-COCO 2014 lists from instances_*.json",
-        description="Build MS-COCO 2014 lists: train2014 + val2014 images with at least one of the 80 "
-        "categories; --num-query queries, the rest database, --num-train training images and --num-val "
-        f"validation queries drawn from the database. Images and annotations: {COCO_URL}.",
-    )
-    common(coco, "COCO root holding train2014/, val2014/ and annotations/")
-    lists_out(coco)
-    coco.add_argument(
-        "--annotations",
-        type=Path,
-        nargs="+",
-        default=[Path("annotations/instances_train2014.json"), Path("annotations/instances_val2014.json")],
-        help="instances_<folder>.json files, relative to --root; images are read from <folder>/",
-    )
-    sizes(coco, 5000, 10000)
-    drop_missing(coco)
-    coco.set_defaults(run=prepare_coco)
-
-    nus = commands.add_parser(
-        "nuswide",
-        formatter_class=formatter,
-        help="NUS-WIDE lists from Imagelist.txt and Labels_*.txt",
-        description="Build NUS-WIDE lists: the --num-concepts most frequent of the 81 concepts (81: all), "
-        "images with at least one of them; --num-query queries, the rest database, --num-train training "
-        f"images and --num-val validation queries drawn from the database. Files: {NUSWIDE_URL}.",
-    )
-    common(nus, "NUS-WIDE root holding the images, ImageList/ and Groundtruth/")
-    lists_out(nus)
-    nus.add_argument(
-        "--image-list",
-        type=Path,
-        default=Path("ImageList/Imagelist.txt"),
-        help="the official image list, relative to --root",
-    )
-    nus.add_argument(
-        "--labels-dir",
-        type=Path,
-        default=Path("Groundtruth/AllLabels"),
-        help="folder of Labels_<concept>.txt, relative to --root",
-    )
-    nus.add_argument(
-        "--image-dir",
-        default="Flickr",
-        help="folder of the images (as named in the image list), relative to --root",
-    )
-    nus.add_argument("--num-concepts", type=int, default=21, help="most frequent concepts to keep (81: all)")
-    sizes(nus, 5000, 10000)
-    drop_missing(nus, " (many Flickr URLs are dead)")
-    nus.set_defaults(run=prepare_nuswide)
-
-    imagenet = commands.add_parser(
-        "imagenet100",
-        formatter_class=formatter,
-        help="ImageNet100 lists from ImageNet folders and a class list",
-        description="Build ImageNet100 lists: for each class of --classes, --query-per-class queries from "
-        "val/, --train-per-class training images from train/, and all its train/ images in the database; "
-        "--val-per-class validation queries from the database minus the training images.",
-    )
-    common(imagenet, "ImageNet root holding train/<wnid>/ and val/<wnid>/")
-    lists_out(imagenet)
-    imagenet.add_argument(
-        "--classes",
-        type=Path,
-        required=True,
-        help="text file with one WordNet id a line (e.g. n01440764); line order = label order",
-    )
-    imagenet.add_argument("--train-dir", default="train", help="training folder, relative to --root")
-    imagenet.add_argument(
-        "--val-dir", default="val", help="validation folder (class folders), relative to --root"
-    )
-    imagenet.add_argument("--train-per-class", type=int, default=130, help="training images per class")
-    imagenet.add_argument("--query-per-class", type=int, default=50, help="queries per class, from val/")
-    imagenet.add_argument(
-        "--val-per-class",
-        type=int,
-        default=None,
-        help="validation queries per class (default: --query-per-class)",
-    )
-    imagenet.set_defaults(run=prepare_imagenet100)
-
-    mir = commands.add_parser(
-        "mirflickr",
-        formatter_class=formatter,
-        help="MIRFlickr-25K lists from mirflickr25k_annotations_v080",
-        description="Build MIRFlickr-25K lists: images with at least one of the 24 potential labels "
-        "(<label>.txt of the annotations, not the *_r1.txt variants); --num-query queries, the rest "
-        f"database, --num-train training images and --num-val validation queries drawn from the database. "
-        f"Files: {MIRFLICKR_PAGE}.",
-    )
-    common(mir, "MIRFlickr root holding mirflickr/im*.jpg and mirflickr25k_annotations_v080/")
-    lists_out(mir)
-    mir.add_argument(
-        "--annotations-dir",
-        type=Path,
-        default=Path("mirflickr25k_annotations_v080"),
-        help="folder of the <label>.txt files, relative to --root",
-    )
-    mir.add_argument("--image-dir", default="mirflickr", help="folder of im<N>.jpg, relative to --root")
-    mir.add_argument("--num-images", type=int, default=25000, help="images in the collection")
-    sizes(mir, 2000, 5000)
-    mir.add_argument("--download", action="store_true", help="download and extract the two zips first")
-    drop_missing(mir)
-    mir.set_defaults(run=prepare_mirflickr)
-
-    voc = commands.add_parser(
-        "voc",
-        formatter_class=formatter,
-        help="PASCAL VOC 2012 lists from ImageSets/Main/<class>_trainval.txt",
-        description="Build PASCAL VOC 2012 lists: --image-set images with at least one of the 20 classes; "
-        "--num-query queries and --num-train training images drawn apart, the rest database (training "
-        f"images left out of it), --num-val validation queries drawn from the database. Files: {VOC_URL}.",
-    )
-    common(voc, "root holding VOCdevkit/VOC2012/")
-    lists_out(voc)
-    voc.add_argument(
-        "--devkit", type=Path, default=Path("VOCdevkit/VOC2012"), help="devkit folder, relative to --root"
-    )
-    voc.add_argument("--image-set", default="trainval", help="image set of ImageSets/Main")
-    voc.add_argument(
-        "--difficult",
-        choices=["negative", "positive"],
-        default="negative",
-        help="what a 0 (object present, marked difficult only) counts as",
-    )
-    sizes(voc, 1000, 4000)
-    voc.add_argument("--download", action="store_true", help="download and extract VOCtrainval (2 GB) first")
-    voc.set_defaults(run=prepare_voc)
-    return parser
-
-
-def main(argv: list[str]) -> None:
-    """Run ``hashbench prepare`` with ``argv`` (the arguments after ``prepare``)."""
-    options = vars(build_parser().parse_args(argv))
-    run = options.pop("run")
-    options.pop("dataset")
-    if run is not prepare_cifar10:
-        options["command"] = shlex.join(["hashbench", "prepare", *argv])
-    run(**options)
