@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import csv
 import difflib
-import json
 import math
 import os
 import random
@@ -36,7 +35,8 @@ from typing import Any
 import yaml
 
 from hashbench.errors import UserError
-from hashbench.runs import RUN_DIR_ENV, fresh_dir, safe_name
+from hashbench.runs import RunFolder, fresh_dir, safe_name
+from hashbench.runs.dirs import RUN_DIR_ENV
 from hashbench.tracking.describe import flatten_config
 
 METHODS = ("grid", "random", "bayes")
@@ -263,18 +263,12 @@ def check_sweep(sweep: Sweep) -> list[str]:
 
 # ------------------------------------------------------------------------------------------------ run
 def _final_metrics(run_dir: Path | None) -> dict[str, Any]:
-    try:
-        metrics = json.loads((run_dir / "metrics.json").read_text()) if run_dir else {}
-    except (OSError, ValueError):
-        return {}
+    metrics = RunFolder(run_dir).metrics if run_dir else {}
     return {key: value for key, value in metrics.items() if key.startswith(("val/", "test/"))}
 
 
 def _description(run_dir: Path | None) -> dict[str, Any]:
-    try:
-        run = json.loads((run_dir / "run.json").read_text()) if run_dir else {}
-    except (OSError, ValueError):
-        return {}
+    run = RunFolder(run_dir).description if run_dir else {}
     return {key: run.get(key) for key in ("method", "quantizer", "bits", "dataset")}
 
 
@@ -341,8 +335,8 @@ def run_sweep(
             print(f"interrupted: {summary} lists the runs that finished", file=sys.stderr)
             return 130
         seconds = time.monotonic() - started
-        run_dirs = sorted(p for p in (sweep_dir / label).iterdir() if (p / "config.yaml").is_file())
-        run_dir = run_dirs[-1] if run_dirs else None
+        run_dirs = RunFolder.find(sweep_dir / label)
+        run_dir = run_dirs[-1].path if run_dirs else None
         metrics = _final_metrics(run_dir)
         status = "ok" if code == 0 else f"failed (exit {code})"
         rows.append(

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import torch
 import yaml
 from conftest import EXPERIMENTS, run_hashbench
+from lightning import Trainer
+from lightning.pytorch.demos.boring_classes import BoringModel
 from test_cli import hashbench_in_process
 from wandb.proto import wandb_internal_pb2
 
-from hashbench.runs import create_run_dir
+from hashbench.runs import RunFolder, create_run_dir
+from hashbench.runs.writer import RunWriter
 from hashbench.tracking import compare
 from hashbench.tracking.compare import RunRecord, best_lambda_runs, lambda_curves, paper_table
 from hashbench.tracking.describe import describe_run, flatten_config, variant_label
@@ -88,7 +93,7 @@ def test_wandb_offline_run_has_derived_names_dotted_config_metrics_plots_and_ask
     fit_dir = _only_run_dir(tmp_path / "fit")
     assert json.loads((fit_dir / "run.json").read_text()) == {
         "method": "DPSH", "quantizer": "HSWD", "bits": 32, "dataset": "Digits", "backbone": "SmallCNN",
-        "quantization_weight": 0.1, "subcommand": "fit",
+        "quantization_weight": 0.1, "subcommand": "fit", "status": "completed",
     }  # fmt: skip
     logged = offline_run(fit_dir)
     run = logged["run"]
@@ -159,6 +164,55 @@ def test_processes_of_a_torchrun_or_srun_job_share_the_run_folder(
         monkeypatch.setenv("LOCAL_RANK", str(rank))
         folders.add(create_run_dir(tmp_path, "demo"))
     assert folders == {tmp_path / "demo" / expected}
+
+
+class _Boring(BoringModel):
+    """Logs a finite and a NaN validation metric; ``fail`` raises in the first training step."""
+
+    def __init__(self, fail: type[BaseException] | None = None) -> None:
+        super().__init__()
+        self.fail = fail
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        if self.fail is not None:
+            raise self.fail("the loss exploded\non two lines")
+        return super().training_step(batch, batch_idx)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self.log_dict({"val/good": 0.5, "val/bad": torch.tensor(float("nan"))})
+
+
+def _fit(tmp_path: Path, fail: type[BaseException] | None = None) -> RunFolder:
+    tmp_path.mkdir()
+    writer = RunWriter(tmp_path, "model:\n  quantizer: original\nseed_everything: 3\n")
+    trainer = Trainer(
+        fast_dev_run=1,
+        callbacks=[writer],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(_Boring(fail))
+    return RunFolder(tmp_path)
+
+
+def test_run_folder_records_the_status_and_null_for_a_non_finite_metric(tmp_path: Path) -> None:
+    done = _fit(tmp_path / "done")
+    assert done.status == "completed" and done.error is None
+    assert done.metrics["val/bad"] is None and done.metric("val/bad") is None
+    assert "NaN" not in (done.path / "metrics.json").read_text()
+    assert done.metric("val/good") == 0.5 and done.seed == 3 and done.description["quantizer"] == "original"
+    with pytest.raises(RuntimeError):
+        _fit(tmp_path / "failed", RuntimeError)
+    failed = RunFolder(tmp_path / "failed")
+    assert failed.status == "failed" and failed.error == "RuntimeError: the loss exploded on two lines"
+    try:
+        with pytest.raises(SystemExit):  # Lightning exits after a graceful shutdown on Ctrl-C
+            _fit(tmp_path / "interrupted", KeyboardInterrupt)
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    assert RunFolder(tmp_path / "interrupted").status == "interrupted"
+    assert RunFolder.find(tmp_path) == [done, failed, RunFolder(tmp_path / "interrupted")]
 
 
 def _record(quantizer: str, bits: int, lam: float, mAP: float, **metrics: float) -> RunRecord:

@@ -9,7 +9,6 @@ mean mAP (mean over repeated runs at that λ).
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -17,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from hashbench.tracking.describe import describe_run, flatten_config, variant_label
+from hashbench.runs.folder import RunFolder
+from hashbench.tracking.describe import variant_label
 from hashbench.tracking.plots import plot_hamming_histograms, plot_pr_curve
 
 QUANTIZER_ORDER = ("original", "none", "SWD", "HSWD")
@@ -75,24 +74,17 @@ class RunRecord:
         return self.curves.get(self.stage) or {}
 
 
-def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
 def load_local_runs(root: str | Path) -> list[RunRecord]:
     """Every run folder under ``root`` (any depth) whose ``metrics.json`` has a final mAP; a run's name
     is its folder relative to ``root``."""
     records = []
-    for metrics_file in sorted(Path(root).rglob("metrics.json")):
-        folder = metrics_file.parent
-        config_file = folder / "config.yaml"
-        config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
+    for folder in RunFolder.find(root):
         record = RunRecord(
-            name=str(folder.relative_to(root)),
-            description=_read_json(folder / "run.json") or describe_run(config or {}),
-            config=flatten_config(config or {}),
-            metrics=_read_json(metrics_file) or {},
-            curves=_read_json(folder / "curves.json") or {},
+            name=str(folder.path.relative_to(root)),
+            description=folder.description,
+            config=folder.config,
+            metrics=folder.metrics,
+            curves=folder.curves,
         )
         if record.metric("mAP") is not None:
             records.append(record)
