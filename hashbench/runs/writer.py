@@ -9,6 +9,7 @@ from typing import Any
 import torch
 import yaml
 from lightning import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
 from rich.console import Console
 from rich.table import Table
 
@@ -108,7 +109,7 @@ class RunWriter(Callback):
         self.metrics.update(_scalars(trainer.callback_metrics))
         self.metrics.update(epoch=trainer.current_epoch, global_step=trainer.global_step)
         checkpoint = trainer.checkpoint_callback
-        if checkpoint is not None and getattr(checkpoint, "best_model_path", ""):
+        if isinstance(checkpoint, ModelCheckpoint) and checkpoint.best_model_path:
             self.metrics["checkpoint"] = checkpoint.best_model_path
         self.folder.write_metrics(self.metrics)
         curves = getattr(pl_module, "curves", None)
