@@ -1,4 +1,4 @@
-"""notebooks/compare_runs.ipynb, executed headlessly on runs made by really running tiny sweeps."""
+"""notebooks/compare_runs.ipynb, executed headlessly on the runs of the two sweep files (shrunk)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,15 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-from conftest import EXPERIMENTS, REPO, run_hashbench
+from conftest import EXPERIMENTS, REPO
 from nbclient import NotebookClient
+from test_sweep import FAKE
+
+from hashbench.sweeps.runner import run_sweep, sweep_folder
+from hashbench.sweeps.sampling import Search
+from hashbench.sweeps.spec import load_sweep
 
 NOTEBOOK = REPO / "notebooks" / "compare_runs.ipynb"
-TINY = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3", "--trainer.logger", "false"]
 
 
 def _tiny_sweep(tmp: Path, name: str, shrink: dict[str, list]) -> Path:
@@ -27,33 +31,27 @@ def _tiny_sweep(tmp: Path, name: str, shrink: dict[str, list]) -> Path:
 
 @pytest.fixture(scope="module")
 def sweep_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """λ ∈ {0.01, 1} × {original, HSWD} × seeds {0, 1} at 32 bits, and {original, SWD} at 16 bits on seed
-    0: 10 runs."""
+    """The two sweep files, shrunk, run by the sweep runner with a stand-in for training (the real CLI's
+    runs are tested in test_sweep.py): λ ∈ {0.01, 1} × {original, HSWD} × seeds {0, 1} at 32 bits, and
+    SWD at 16 bits on seed 0: 9 runs."""
     tmp = tmp_path_factory.mktemp("sweeps")
     quantizers = ["original", "hashbench.quantizers.HSWD"]
-    sweeps = [
-        _tiny_sweep(
-            tmp,
-            "lambda",
-            {
-                "model.quantization_weight": [0.01, 1.0],
-                "model.quantizer": quantizers,
-                "seed_everything": [0, 1],
-            },
-        ),
-        _tiny_sweep(
-            tmp,
-            "bits",
-            {
-                "model.head.init_args.bits": [16],
-                "model.quantizer": ["original", "hashbench.quantizers.SWD"],
-                "seed_everything": [0],
-            },
-        ),
-    ]
-    for sweep in sweeps:
-        result = run_hashbench("sweep", sweep, "--local", "--root", tmp / "runs", "--", *TINY)
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    shrunk = {
+        "lambda": {
+            "model.quantization_weight": [0.01, 1.0],
+            "model.quantizer": quantizers,
+            "seed_everything": [0, 1],
+        },
+        "bits": {
+            "model.head.init_args.bits": [16],
+            "model.quantizer": ["hashbench.quantizers.SWD"],
+            "seed_everything": [0],
+        },
+    }
+    for name, shrink in shrunk.items():
+        sweep = load_sweep(_tiny_sweep(tmp, name, shrink))
+        sweep_dir = sweep_folder(tmp / "runs", sweep, resume=False)
+        assert run_sweep(sweep, Search(sweep, None), sweep.seeds, sweep_dir, launcher=FAKE) == 0
     return tmp / "runs"
 
 
@@ -68,7 +66,6 @@ def test_tiny_sweeps_write_their_summaries(sweep_runs: Path) -> None:
         "0",
         "1",
     }
-    assert all(0.0 <= float(row[key]) <= 1.0 for row in rows for key in ("val/mAP@all", "test/mAP@all"))
     with (summaries["lambda"].parent / "aggregate.csv").open() as handle:
         configurations = list(csv.DictReader(handle))
     assert len(configurations) == 4 and {c["seeds"] for c in configurations} == {"2"}
@@ -90,7 +87,7 @@ def test_notebook_runs_headless_on_the_sweep_runs(
         str(output.get("text", "")) + str(output.get("data", {}).get("text/markdown", ""))
         for output in outputs
     )
-    assert "10 runs on Digits" in text
+    assert "9 runs on Fake" in text
     assert (
         "| mAP | 16 bits | 32 bits |" in text and "| val mAP | mAP | stage |" in text and "| test |" in text
     )
