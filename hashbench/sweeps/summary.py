@@ -149,8 +149,9 @@ def print_summary(
     metric = selection_metric(metric, results)
     reported = metric.replace("val/", "test/", 1) if metric else None
     table = Table(title=f"sweep {name}")
-    for column in ("configuration", "completed", *([metric, reported] if metric and reported else [])):
-        table.add_column(column)
+    table.add_column("configuration", overflow="fold")
+    for column in ("completed", *([metric, reported] if metric and reported else [])):
+        table.add_column(column, justify="right")
     for configuration, runs in by_configuration(results).items():
         completed = [r for r in runs if r.status == "completed"]
         cells = [configuration + (" *" if configuration == selected else ""), f"{len(completed)}/{len(runs)}"]
