@@ -2,8 +2,8 @@
 through :class:`~hashbench.runs.folder.RunFolder` with metrics computed from the arguments.
 
 ``--model.quantization_weight=λ`` (default 0.1): val/mAP@all peaks at λ = 0.1 while test/mAP@all =
-1 − val/mAP@all (best test where validation is worst); λ < 0 fails. HSWD adds 0.05, each seed 0.01. ``FAKE_WAIT=<file>``: touch the file, then wait for
-Ctrl-C (the run becomes interrupted).
+1 − val/mAP@all (best test where validation is worst); λ < 0 fails. HSWD adds 0.05, each seed 0.01.
+``FAKE_WAIT=<file>``: touch the file, then wait for Ctrl-C (the run becomes interrupted).
 """
 
 from __future__ import annotations
