@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import torch
 import yaml
 from conftest import EXPERIMENTS, run_hashbench
+from lightning import Trainer
+from lightning.pytorch.demos.boring_classes import BoringModel
 from test_cli import hashbench_in_process
 from wandb.proto import wandb_internal_pb2
 
-from hashbench.runs import create_run_dir
+from hashbench.errors import UserError
+from hashbench.runs import RunFolder, create_run_dir
+from hashbench.runs.writer import RunWriter
 from hashbench.tracking import compare
-from hashbench.tracking.compare import RunRecord, best_lambda_runs, lambda_curves, paper_table
+from hashbench.tracking.aggregate import Estimate, estimate, paired_difference, select
+from hashbench.tracking.compare import RunRecord, best_lambda_runs, lambda_curves, paired_table, paper_table
 from hashbench.tracking.describe import describe_run, flatten_config, variant_label
 
 DEMO = EXPERIMENTS / "demo.yaml"
@@ -88,7 +95,7 @@ def test_wandb_offline_run_has_derived_names_dotted_config_metrics_plots_and_ask
     fit_dir = _only_run_dir(tmp_path / "fit")
     assert json.loads((fit_dir / "run.json").read_text()) == {
         "method": "DPSH", "quantizer": "HSWD", "bits": 32, "dataset": "Digits", "backbone": "SmallCNN",
-        "quantization_weight": 0.1, "subcommand": "fit",
+        "quantization_weight": 0.1, "subcommand": "fit", "status": "completed",
     }  # fmt: skip
     logged = offline_run(fit_dir)
     run = logged["run"]
@@ -161,16 +168,68 @@ def test_processes_of_a_torchrun_or_srun_job_share_the_run_folder(
     assert folders == {tmp_path / "demo" / expected}
 
 
-def _record(quantizer: str, bits: int, lam: float, mAP: float, **metrics: float) -> RunRecord:
+class _Boring(BoringModel):
+    """Logs a finite and a NaN validation metric; ``fail`` raises in the first training step."""
+
+    def __init__(self, fail: type[BaseException] | None = None) -> None:
+        super().__init__()
+        self.fail = fail
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        if self.fail is not None:
+            raise self.fail("the loss exploded\non two lines")
+        return super().training_step(batch, batch_idx)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self.log_dict({"val/good": 0.5, "val/bad": torch.tensor(float("nan"))})
+
+
+def _fit(tmp_path: Path, fail: type[BaseException] | None = None) -> RunFolder:
+    tmp_path.mkdir()
+    writer = RunWriter(tmp_path, "model:\n  quantizer: original\nseed_everything: 3\n")
+    trainer = Trainer(
+        fast_dev_run=1,
+        callbacks=[writer],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(_Boring(fail))
+    return RunFolder(tmp_path)
+
+
+def test_run_folder_records_the_status_and_null_for_a_non_finite_metric(tmp_path: Path) -> None:
+    done = _fit(tmp_path / "done")
+    assert done.status == "completed" and done.error is None
+    assert done.metrics["val/bad"] is None and done.metric("val/bad") is None
+    assert "NaN" not in (done.path / "metrics.json").read_text()
+    assert done.metric("val/good") == 0.5 and done.seed == 3 and done.description["quantizer"] == "original"
+    with pytest.raises(RuntimeError):
+        _fit(tmp_path / "failed", RuntimeError)
+    failed = RunFolder(tmp_path / "failed")
+    assert failed.status == "failed" and failed.error == "RuntimeError: the loss exploded on two lines"
+    try:
+        with pytest.raises(SystemExit):  # Lightning exits after a graceful shutdown on Ctrl-C
+            _fit(tmp_path / "interrupted", KeyboardInterrupt)
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    assert RunFolder(tmp_path / "interrupted").status == "interrupted"
+    assert RunFolder.find(tmp_path) == [done, failed, RunFolder(tmp_path / "interrupted")]
+
+
+def _record(
+    quantizer: str, bits: int, lam: float, mAP: float, seed: int | None = None, test: float | None = None
+) -> RunRecord:
     curves = {"pr_precision": [1.0, 0.5], "pr_recall": [0.2, 1.0]}
     curves |= {"bit_balance": [0.5], "hamming_hist_relevant": [3, 1], "hamming_hist_irrelevant": [1, 3]}
+    metrics = {"val/mAP@all": mAP, **({} if test is None else {"test/mAP@all": test})}
     return RunRecord(
-        name=f"{quantizer}-{bits}-{lam}",
+        name=f"{quantizer}-{bits}-{lam}-{seed}",
         description={"method": "DPSH", "quantizer": quantizer, "bits": bits, "dataset": "Digits",
                      "quantization_weight": lam},
-        config={},
-        metrics={"val/mAP@all": mAP, **{f"val/{k}": v for k, v in metrics.items()}},
-        curves={"val": curves},
+        config={} if seed is None else {"seed_everything": seed},
+        metrics=metrics,
+        curves={"val": curves, "test": curves},
     )  # fmt: skip
 
 
@@ -186,14 +245,70 @@ def test_comparison_picks_the_best_lambda_and_reports_relative_change() -> None:
     best = best_lambda_runs(records)
     assert [r.quantization_weight for r in best[("DPSH", "original", 16)]] == [1.0]
     assert len(best[("DPSH", "HSWD", 16)]) == 2
-    assert lambda_curves(records, 16)[("DPSH", "HSWD")] == [(0.1, pytest.approx(0.55)), (1.0, 0.52)]
+    (hswd,) = [points for variant, points in lambda_curves(records, 16).items() if variant[1] == "HSWD"]
+    assert [(lam, found.mean, found.n) for lam, found in hswd] == [
+        (0.1, pytest.approx(0.55), 2),
+        (1.0, 0.52, 1),
+    ]
     table = paper_table(records).splitlines()
     assert table[0] == "| mAP | 16 bits | 32 bits |"
     assert table[2] == "| DPSH | 0.5000 | – |"
     assert table[3] == "| DPSH-S | – | 0.7000 |"
-    assert table[4] == "| DPSH-C | 0.5500 (+10.0%) | – |"
+    half_width = 12.7062 * 0.05  # t(0.975, 1 dof) × s/√n with s = 0.0707, n = 2
+    assert table[4] == f"| DPSH-C | 0.5500 ± {half_width:.4f} (+10.0%) | – |"
     figure = compare.comparison_figure(records)
     assert len(figure.axes) == 6
+
+
+class _NoTestReads(dict):
+    """Metrics that fail the test when anything reads a ``test/`` value."""
+
+    def __getitem__(self, key: str) -> Any:
+        assert not key.startswith("test/"), f"selection read {key}"
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        assert not key.startswith("test/"), f"selection read {key}"
+        return super().get(key, default)
+
+
+def test_selection_follows_validation_even_where_test_says_otherwise() -> None:
+    # λ=0.1 is best on validation and worst on test; λ=1.0 the reverse, on each of three seeds
+    records = [
+        _record(q, 16, lam, val + 0.01 * seed, seed, test=test + 0.01 * seed)
+        for q in ("original", "HSWD")
+        for lam, val, test in ((0.1, 0.6, 0.2), (1.0, 0.3, 0.9))
+        for seed in range(3)
+    ]
+    for record in records:
+        record.metrics = _NoTestReads(record.metrics)
+    best = best_lambda_runs(records)
+    assert {run.quantization_weight for runs in best.values() for run in runs} == {0.1}
+    assert {run.seed for run in best[("DPSH", "HSWD", 16)]} == {0, 1, 2}
+    best_runs = compare._best_run_per_variant(records, 16)
+    assert {run.quantization_weight for run in best_runs.values()} == {0.1}
+    for record in records:
+        record.metrics = dict(record.metrics)
+    assert paper_table(records).splitlines()[2].startswith("| DPSH | 0.2100 ± "), "reports test at that λ"
+    with pytest.raises(UserError, match="validation metric"):
+        select({"a": [records[0].value]}, "test/mAP@all")
+
+
+def test_paired_comparison_on_the_same_seeds() -> None:
+    gains = {0: 0.05, 1: 0.07, 2: 0.06}
+    records = [_record("original", 16, 0.1, 0.5, seed, test=0.4 + 0.1 * seed) for seed in gains]
+    records += [
+        _record("HSWD", 16, 0.1, 0.5, seed, test=0.4 + 0.1 * seed + gain) for seed, gain in gains.items()
+    ]
+    records.append(_record("HSWD", 16, 0.1, 0.5, 9, test=0.9))  # no original run on seed 9: not paired
+    found = paired_difference({0: 0.45, 1: 0.57, 2: 0.66, 9: 0.9}, {0: 0.4, 1: 0.5, 2: 0.6})
+    assert found is not None and found.n == 3 and found.mean == pytest.approx(0.06)
+    assert found.std == pytest.approx(0.01) and found.half_width == pytest.approx(
+        4.3027 * 0.01 / 3**0.5, rel=1e-4
+    )
+    line = paired_table(records).splitlines()[2]
+    assert line == f"| DPSH-C | 16 | 3 | +0.0600 | [{found.low:+.4f}, {found.high:+.4f}] |"
+    assert estimate([0.5]) == Estimate(0.5, None, 1, None, None)
 
 
 def test_load_wandb_runs_reads_config_summary_and_curves(monkeypatch: pytest.MonkeyPatch) -> None:

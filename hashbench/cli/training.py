@@ -32,7 +32,8 @@ from hashbench.data.base import RetrievalDataModule
 from hashbench.errors import UserError
 from hashbench.loggers import WandbLogger
 from hashbench.module import HashingModule
-from hashbench.runs import RunFolder, create_run_dir
+from hashbench.runs import create_run_dir
+from hashbench.runs.writer import RunWriter as RunFolder
 from hashbench.tracking.callbacks import WandbPlots
 from hashbench.tracking.describe import wandb_group, wandb_project, wandb_tags
 

@@ -4,5 +4,7 @@
   (method, quantizer, bits, dataset); W&B project, group and tags derived from it.
 * :mod:`~hashbench.tracking.plots` — matplotlib plots of a run's curves (PR, bit balance, Hamming histograms).
 * :mod:`~hashbench.tracking.callbacks` — :class:`~hashbench.tracking.callbacks.WandbPlots`.
+* :mod:`~hashbench.tracking.aggregate` — means and 95% t intervals over seeds, paired differences, and
+  the choice of a configuration on a validation metric only.
 * :mod:`~hashbench.tracking.compare` — load runs from run folders or W&B; tables and figures across runs.
 """

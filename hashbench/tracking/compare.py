@@ -1,15 +1,14 @@
 """Compare runs: load them from local run folders or a W&B project, then tables and figures across runs.
 
 A run is grouped by its description (method, quantizer, bits, dataset, λ) — ``run.json`` in a run
-folder, the ``run.*`` config keys in W&B — and measured by its final metrics: the test metrics when the
-run has them, else the final validation (both rank the database by Hamming distance to the queries).
-Where several runs share method, quantizer and bits, the figures and the table use the λ with the best
-mean mAP (mean over repeated runs at that λ).
+folder, the ``run.*`` config keys in W&B. Where several runs share method, quantizer and bits, the λ is
+chosen on the VALIDATION mAP (mean over the runs at that λ, i.e. over seeds) and the tables and figures
+report the TEST metrics of the runs at that λ (the validation metrics when a run has no test metrics),
+as a mean with its 95% t interval over seeds. Nothing is ever chosen on a test metric.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -17,17 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from hashbench.tracking.describe import describe_run, flatten_config, variant_label
+from hashbench.runs.folder import RunFolder
+from hashbench.tracking.aggregate import Estimate, estimate, paired_difference, select
+from hashbench.tracking.describe import variant_label
 from hashbench.tracking.plots import plot_hamming_histograms, plot_pr_curve
 
 QUANTIZER_ORDER = ("original", "none", "SWD", "HSWD")
 """Row and colour order of the quantizers; others follow alphabetically."""
 
 Variant = tuple[str, str]  # (method, quantizer)
+Setting = tuple[str, str, int]  # (method, quantizer, bits)
 
 
 @dataclass
@@ -42,17 +43,28 @@ class RunRecord:
 
     @property
     def stage(self) -> str:
-        """``test`` when the run has test metrics, else ``val``."""
+        """The reported stage: ``test`` when the run has test metrics, else ``val``."""
         return "test" if any(key.startswith("test/mAP@") for key in self.metrics) else "val"
 
-    def metric(self, name: str) -> float | None:
-        """A final metric of :attr:`stage`: ``mAP`` (any @K) or a name as logged (``bit_entropy``)."""
+    def value(self, key: str) -> float | None:
+        """The final metric ``key`` (``val/mAP@all``) as a finite float, else None."""
+        value = self.metrics.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            return None
+        return float(value)
+
+    def key(self, name: str, stage: str | None = None) -> str:
+        """The logged key of ``name`` at ``stage`` (default :attr:`stage`); ``mAP`` is the logged mAP@K."""
+        stage = stage or self.stage
         if name == "mAP":
             name = next(
-                (k.split("/", 1)[1] for k in self.metrics if k.startswith(f"{self.stage}/mAP@")), name
+                (k.split("/", 1)[1] for k in self.metrics if k.startswith(("val/mAP@", "test/mAP@"))), name
             )
-        value = self.metrics.get(f"{self.stage}/{name}")
-        return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+        return f"{stage}/{name}"
+
+    def metric(self, name: str, stage: str | None = None) -> float | None:
+        """A final metric of ``stage`` (default: the reported :attr:`stage`): ``mAP`` or a logged name."""
+        return self.value(self.key(name, stage))
 
     @property
     def variant(self) -> Variant:
@@ -71,28 +83,27 @@ class RunRecord:
         return str(self.description.get("dataset"))
 
     @property
+    def seed(self) -> int | None:
+        """``seed_everything`` of the run's config (the pairing key of :func:`paired_table`)."""
+        seed = self.config.get("seed_everything")
+        return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+
+    @property
     def final_curves(self) -> dict[str, list[float]]:
         return self.curves.get(self.stage) or {}
-
-
-def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def load_local_runs(root: str | Path) -> list[RunRecord]:
     """Every run folder under ``root`` (any depth) whose ``metrics.json`` has a final mAP; a run's name
     is its folder relative to ``root``."""
     records = []
-    for metrics_file in sorted(Path(root).rglob("metrics.json")):
-        folder = metrics_file.parent
-        config_file = folder / "config.yaml"
-        config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
+    for folder in RunFolder.find(root):
         record = RunRecord(
-            name=str(folder.relative_to(root)),
-            description=_read_json(folder / "run.json") or describe_run(config or {}),
-            config=flatten_config(config or {}),
-            metrics=_read_json(metrics_file) or {},
-            curves=_read_json(folder / "curves.json") or {},
+            name=str(folder.path.relative_to(root)),
+            description=folder.description,
+            config=folder.config,
+            metrics=folder.metrics,
+            curves=folder.curves,
         )
         if record.metric("mAP") is not None:
             records.append(record)
@@ -133,36 +144,41 @@ def most_common(values: Iterable[Any]) -> Any:
     return max(counts, key=counts.__getitem__) if counts else None
 
 
-def _mean(values: Sequence[float | None]) -> float | None:
-    numbers = [v for v in values if v is not None]
-    return sum(numbers) / len(numbers) if numbers else None
+def _selection_key(records: Sequence[RunRecord]) -> str:
+    """``val/mAP@K``: the validation mAP the runs logged."""
+    return next((r.key("mAP", "val") for r in records if r.key("mAP", "val") != "val/mAP"), "val/mAP@all")
 
 
-def best_lambda_runs(records: Sequence[RunRecord]) -> dict[tuple[str, str, int], list[RunRecord]]:
-    """Per (method, quantizer, bits): the runs at the λ whose mean mAP is best."""
-    settings: dict[tuple[str, str, int, float], list[RunRecord]] = defaultdict(list)
+def best_lambda_runs(records: Sequence[RunRecord]) -> dict[Setting, list[RunRecord]]:
+    """Per (method, quantizer, bits): the runs at the λ whose mean VALIDATION mAP is best.
+
+    Only ``val/`` metrics are read; settings whose runs have no validation mAP are left out.
+    """
+    settings: dict[Setting, dict[float, list[RunRecord]]] = defaultdict(lambda: defaultdict(list))
     for record in records:
-        settings[(*record.variant, record.bits, record.quantization_weight)].append(record)
-    best: dict[tuple[str, str, int], list[RunRecord]] = {}
-    for (method, quantizer, bits, _), runs in settings.items():
-        key = (method, quantizer, bits)
-        mean = _mean([run.metric("mAP") for run in runs]) or 0.0
-        if key not in best or mean > (_mean([run.metric("mAP") for run in best[key]]) or 0.0):
-            best[key] = runs
+        settings[(*record.variant, record.bits)][record.quantization_weight].append(record)
+    metric = _selection_key(records)
+    best: dict[Setting, list[RunRecord]] = {}
+    for setting, by_lambda in settings.items():
+        readers = {lam: [run.value for run in runs] for lam, runs in by_lambda.items()}
+        chosen = select(readers, metric)
+        if chosen is not None:
+            best[setting] = by_lambda[chosen]
     return best
 
 
-def lambda_curves(records: Sequence[RunRecord], bits: int) -> dict[Variant, list[tuple[float, float]]]:
-    """Per variant with at least two λ at ``bits``: ``[(λ, mean mAP), …]`` sorted by λ."""
+def lambda_curves(records: Sequence[RunRecord], bits: int) -> dict[Variant, list[tuple[float, Estimate]]]:
+    """Per variant with at least two λ at ``bits``: ``[(λ, reported mAP over seeds), …]`` sorted by λ."""
     settings: dict[Variant, dict[float, list[float | None]]] = defaultdict(lambda: defaultdict(list))
     for record in records:
         if record.bits == bits:
             settings[record.variant][record.quantization_weight].append(record.metric("mAP"))
-    return {
-        variant: sorted((lam, _mean(values) or 0.0) for lam, values in by_lambda.items())
-        for variant, by_lambda in settings.items()
-        if len(by_lambda) >= 2
-    }
+    curves = {}
+    for variant, by_lambda in settings.items():
+        points = [(lam, found) for lam, values in by_lambda.items() if (found := estimate(values))]
+        if len(points) >= 2:
+            curves[variant] = sorted(points, key=lambda point: point[0])
+    return curves
 
 
 def _variant_order(variant: Variant) -> tuple[str, int, str]:
@@ -175,9 +191,17 @@ def _variants(records: Iterable[RunRecord]) -> list[Variant]:
     return sorted({record.variant for record in records}, key=_variant_order)
 
 
+def _reported(runs: Sequence[RunRecord], metric: str) -> Estimate | None:
+    return estimate([run.metric(metric) for run in runs])
+
+
 def paper_table(records: Sequence[RunRecord], metric: str = "mAP") -> str:
-    """A Markdown table as in the papers: a row per method and quantizer, a column per code length,
-    each plug-in with its relative change over the method's original term at the same bits."""
+    """A Markdown table as in the papers: a row per method and quantizer, a column per code length.
+
+    Each cell: the reported (test) ``metric`` at the λ chosen on validation mAP, as mean ± the half-width
+    of its 95% t interval over seeds, each plug-in with its relative change over the method's original
+    term at the same bits.
+    """
     best = best_lambda_runs(records)
     bits = sorted({key[2] for key in best})
     lines = [
@@ -187,24 +211,61 @@ def paper_table(records: Sequence[RunRecord], metric: str = "mAP") -> str:
     for method, quantizer in _variants(records):
         cells = []
         for b in bits:
-            value = _mean([run.metric(metric) for run in best.get((method, quantizer, b), [])])
-            original = _mean([run.metric(metric) for run in best.get((method, "original", b), [])])
-            cell = "–" if value is None else f"{value:.4f}"
-            if value is not None and original and quantizer != "original":
-                cell += f" ({100 * (value - original) / original:+.1f}%)"
+            value = _reported(best.get((method, quantizer, b), []), metric)
+            original = _reported(best.get((method, "original", b), []), metric)
+            cell = "–" if value is None else f"{value.mean:.4f}"
+            if value is not None and value.half_width is not None:
+                cell += f" ± {value.half_width:.4f}"
+            if value is not None and original and original.mean and quantizer != "original":
+                cell += f" ({100 * (value.mean - original.mean) / original.mean:+.1f}%)"
             cells.append(cell)
         lines.append(f"| {variant_label(method, quantizer)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
+def paired_table(records: Sequence[RunRecord], metric: str = "mAP") -> str:
+    """A Markdown table of each quantizer against its method's original term on the same seeds.
+
+    Both sides at their own λ chosen on validation mAP; a row per method, quantizer and bits: the number
+    of paired seeds, the mean difference of the reported (test) ``metric`` and its 95% t interval (an
+    interval that excludes 0: the difference is not seed noise).
+    """
+    best = best_lambda_runs(records)
+    lines = [
+        f"| {metric}: quantizer − original | bits | seeds | mean difference | 95% interval |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for (method, quantizer, bits), runs in sorted(
+        best.items(), key=lambda i: (_variant_order(i[0][:2]), i[0][2])
+    ):
+        baseline = best.get((method, "original", bits))
+        if quantizer == "original" or baseline is None:
+            continue
+        found = paired_difference(
+            {r.seed: r.metric(metric) for r in runs if r.seed is not None},
+            {r.seed: r.metric(metric) for r in baseline if r.seed is not None},
+        )
+        if found is None:
+            continue
+        interval = "–" if found.low is None else f"[{found.low:+.4f}, {found.high:+.4f}]"
+        lines.append(
+            f"| {variant_label(method, quantizer)} | {bits} | {found.n} | {found.mean:+.4f} | {interval} |"
+        )
+    return "\n".join(lines)
+
+
 def runs_table(records: Sequence[RunRecord]) -> str:
-    """A Markdown table of the runs: variant, bits, λ, final mAP and its stage, and where the run is."""
-    lines = ["| run | bits | λ | mAP | stage | folder |", "|---|---:|---:|---:|---|---|"]
+    """A Markdown table of the runs: variant, bits, λ, seed, validation and reported mAP, where it is."""
+    lines = [
+        "| run | bits | λ | seed | val mAP | mAP | stage | folder |",
+        "|---|---:|---:|---:|---:|---:|---|---|",
+    ]
     for record in sorted(records, key=lambda r: (_variant_order(r.variant), r.bits, r.quantization_weight)):
-        value = record.metric("mAP")
+        val, value = record.metric("mAP", "val"), record.metric("mAP")
         lines.append(
             f"| {variant_label(*record.variant)} | {record.bits} | {record.quantization_weight:g} "
-            f"| {value:.4f} | {record.stage} | {record.name} |"
+            f"| {'' if record.seed is None else record.seed} | {'–' if val is None else f'{val:.4f}'} "
+            f"| {'–' if value is None else f'{value:.4f}'} | {record.stage} | {record.name} |"
         )
     return "\n".join(lines)
 
@@ -230,32 +291,40 @@ def _empty(ax: Axes, title: str, message: str) -> None:
     ax.set_yticks([])
 
 
+def _error(found: Estimate) -> float:
+    return found.half_width or 0.0
+
+
 def plot_metric_vs_bits(
     ax: Axes, records: Sequence[RunRecord], metric: str = "mAP", title: str | None = None
 ) -> None:
-    """``metric`` against code length per method × quantizer (best λ at each length)."""
+    """``metric`` against code length per method × quantizer at the λ chosen on validation mAP: the
+    mean over seeds with its 95% interval as error bars."""
     best = best_lambda_runs(records)
     variants = _variants(records)
     styles = _styles(variants)
     for variant in variants:
         points = sorted(
-            (bits, _mean([run.metric(metric) for run in runs]))
+            (bits, found)
             for (method, quantizer, bits), runs in best.items()
-            if (method, quantizer) == variant
+            if (method, quantizer) == variant and (found := _reported(runs, metric)) is not None
         )
-        points = [(b, v) for b, v in points if v is not None]
         if points:
-            xs, ys = zip(*points, strict=True)
-            ax.plot(xs, ys, marker="o", label=variant_label(*variant), **styles[variant])
+            xs = [bits for bits, _ in points]
+            ys = [found.mean for _, found in points]
+            errors = [_error(found) for _, found in points]
+            ax.errorbar(
+                xs, ys, yerr=errors, marker="o", capsize=3, label=variant_label(*variant), **styles[variant]
+            )
     all_bits = sorted({key[2] for key in best})
     ax.set_xscale("log", base=2)
     ax.set_xticks(all_bits, [str(b) for b in all_bits])
     ax.minorticks_off()
-    ax.set(xlabel="bits", ylabel=metric, title=title or f"{metric} vs bits (best λ)")
+    ax.set(xlabel="bits", ylabel=metric, title=title or f"{metric} vs bits (λ chosen on val)")
 
 
 def plot_lambda_sensitivity(ax: Axes, records: Sequence[RunRecord], bits: int) -> None:
-    """mAP against λ at ``bits`` per method × quantizer (mean over repeated runs)."""
+    """Reported mAP against λ at ``bits`` per method × quantizer: mean over seeds, 95% error bars."""
     curves = lambda_curves(records, bits)
     title = f"λ sensitivity, {bits} bits"
     if not curves:
@@ -263,8 +332,18 @@ def plot_lambda_sensitivity(ax: Axes, records: Sequence[RunRecord], bits: int) -
         return
     styles = _styles(list(curves))
     for variant in sorted(curves, key=_variant_order):
-        lambdas, values = zip(*curves[variant], strict=True)
-        ax.plot(lambdas, values, marker="o", label=variant_label(*variant), **styles[variant])
+        lambdas = [lam for lam, _ in curves[variant]]
+        means = [found.mean for _, found in curves[variant]]
+        errors = [_error(found) for _, found in curves[variant]]
+        ax.errorbar(
+            lambdas,
+            means,
+            yerr=errors,
+            marker="o",
+            capsize=3,
+            label=variant_label(*variant),
+            **styles[variant],
+        )
     positive = [lam for points in curves.values() for lam, _ in points if lam > 0]
     if positive:
         ax.set_xscale("symlog", linthresh=min(positive))
@@ -272,17 +351,21 @@ def plot_lambda_sensitivity(ax: Axes, records: Sequence[RunRecord], bits: int) -
 
 
 def _best_run_per_variant(records: Sequence[RunRecord], bits: int) -> dict[Variant, RunRecord]:
+    """Per variant at ``bits``: among the runs at the λ chosen on validation, the one with the best
+    validation mAP (its curves are shown)."""
     best: dict[Variant, RunRecord] = {}
-    for record in records:
-        if record.bits == bits and record.final_curves:
-            current = best.get(record.variant)
-            if current is None or (record.metric("mAP") or 0.0) > (current.metric("mAP") or 0.0):
-                best[record.variant] = record
+    for (method, quantizer, b), runs in best_lambda_runs(records).items():
+        with_curves = {index: run for index, run in enumerate(runs) if run.final_curves}
+        if b != bits or not with_curves:
+            continue
+        chosen = select({i: [run.value] for i, run in with_curves.items()}, _selection_key(runs))
+        if chosen is not None:
+            best[(method, quantizer)] = with_curves[chosen]
     return best
 
 
 def plot_best_pr_curves(ax: Axes, records: Sequence[RunRecord], bits: int) -> None:
-    """The PR curve of each variant's best run at ``bits``."""
+    """The PR curve of each variant's best run at ``bits`` (chosen on validation)."""
     best = _best_run_per_variant(records, bits)
     if not best:
         _empty(ax, f"PR, {bits} bits", "no curves")
