@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ from lightning import Callback, LightningModule, Trainer
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from hashbench.losses.base import HashLoss
 from hashbench.quantizers import HSWD, SWD
 
 DIAGNOSTICS_FILE = "diagnostics.json"
@@ -187,7 +188,7 @@ class TrainingDiagnostics(Callback):
     ) -> float | None:
         """The loss's own ``quantization`` term, averaged over the batches (weighted by size), computed
         by a copy of the loss so that its state (code banks, DSDH's B) is not changed; None without one."""
-        loss = copy.deepcopy(pl_module.loss)  # type: ignore[attr-defined]
+        loss = cast(HashLoss, copy.deepcopy(pl_module.loss))
         total, count = 0.0, 0
         for u, h, labels, indices in batches:
             term = loss(u, h, labels, indices).get("quantization")
