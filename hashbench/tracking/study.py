@@ -131,12 +131,14 @@ def _quantizer_name(description: dict[str, Any], flat: dict[str, Any]) -> str:
     return name
 
 
-def load_run(folder: Path) -> Run:
-    """A run folder as a :class:`Run`."""
+def load_run(folder: Path) -> Run | None:
+    """A run folder as a :class:`Run`; None when its config names no loss or no bits (not a hashing run)."""
     config = read_config(folder)
     flat = flatten_config(config)
     description = read_description(folder)
-    method = str(description.get("method"))
+    if description.get("method") is None or description.get("bits") is None:
+        return None
+    method = str(description["method"])
     switch = MECHANISM_SWITCHES.get(method)
     kept = switch is None or flat.get(f"model.loss.init_args.{switch}", True) is not False
     setting = Setting(
@@ -414,7 +416,7 @@ def write_report(root: Path, out: Path, select: str, report: str, title: str) ->
     folders = run_folders(root)
     if not folders:
         raise UserError(f"no run folders (config.yaml) under {root}")
-    runs = [load_run(folder) for folder in folders]
+    runs = [run for folder in folders if (run := load_run(folder)) is not None]
     usable = [run for run in runs if run.value(select) is not None]
     if not any(run.value(report) is not None for run in usable):
         raise UserError(
