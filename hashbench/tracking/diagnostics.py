@@ -81,6 +81,7 @@ class TrainingDiagnostics(Callback):
         every_n_epochs: measure the distances every n-th epoch (and the last); times are kept every epoch.
         batch_size: images per forward pass and per original-term batch (default: the training batch size).
         scatter_images: database items whose codes are saved at the end of fit (0: none).
+        num_workers: loader processes for the measured images (seeded by ``seed``; 0 reads them here).
     """
 
     def __init__(
@@ -91,6 +92,7 @@ class TrainingDiagnostics(Callback):
         every_n_epochs: int = 1,
         batch_size: int | None = None,
         scatter_images: int = 2000,
+        num_workers: int = 0,
     ) -> None:
         if num_images < 2:
             raise ValueError(f"num_images must be >= 2 (a distribution needs two codes), got {num_images}")
@@ -104,6 +106,7 @@ class TrainingDiagnostics(Callback):
         self.every_n_epochs = every_n_epochs
         self.batch_size = batch_size
         self.scatter_images = scatter_images
+        self.num_workers = num_workers
         self.history: list[dict[str, Any]] = []
         self._hswd = HSWD()
         self._hswd_exact = HSWD(target="exact")
@@ -152,7 +155,7 @@ class TrainingDiagnostics(Callback):
             Subset(dataset, range(min(count, size))),
             batch_size=self.batch_size or datamodule.batch_size,
             shuffle=False,
-            num_workers=0,
+            num_workers=self.num_workers,
             collate_fn=datamodule.collate_fn,
             generator=torch.Generator().manual_seed(self.seed),  # the global generator stays untouched
         )
