@@ -234,6 +234,7 @@ def _model(method: Method, bits: int, quantizer: Any, weight: float | None) -> d
 
 def paper_config(name: str, method: Method, bits: int, variant: str, table: PaperTable) -> dict[str, Any]:
     dataset = DATASETS[table.dataset]
+    quantizer: Any
     if variant == "orig":
         quantizer, weight = "original", method.quantization_weight(bits, dataset["num_train"])
     else:

@@ -235,7 +235,7 @@ def test_study_sweeps_cover_the_grid() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["dsdh_orig", "hashnet_orig", "csq_swd", "dbdh_hswd", "greedyhash_hswd_exact", "hashnet_hswd_pure"],
+    ["dsdh_orig", "csq_swd", "greedyhash_hswd_exact", "hashnet_hswd_pure"],
 )
 def test_a_study_sweep_run_parses(name: str, tmp_path: Path) -> None:
     """The sweep's command with its last combination resolves to what the file says it runs."""
