@@ -251,6 +251,8 @@ def paper_config(name: str, method: Method, bits: int, variant: str, table: Pape
     }
     if method.scheduler is not None:
         model["scheduler"] = method.scheduler
+    # Fig. 3 and Table 3: the paper's 10,000 SWD projections on 1,024 training images, every epoch
+    diagnostics = {} if table.dataset == "cifar10" else {"init_args": {"num_workers": 4}}  # JPEGs to decode
     tags = [name, variant, f"{bits}bits", table.dataset] + (
         [table.backbone] if table.backbone != "vgg11" else []
     )
@@ -265,7 +267,10 @@ def paper_config(name: str, method: Method, bits: int, variant: str, table: Pape
                 "class_path": "hashbench.loggers.WandbLogger",
                 "init_args": {"project": "hashbench", "group": name, "tags": tags, "save_dir": "."},
             },
-            "callbacks": [{"class_path": "lightning.pytorch.callbacks.RichProgressBar"}],
+            "callbacks": [
+                {"class_path": "lightning.pytorch.callbacks.RichProgressBar"},
+                {"class_path": "hashbench.tracking.diagnostics.TrainingDiagnostics", **diagnostics},
+            ],
         },
         "model": model,
         "data": dataset["data"],

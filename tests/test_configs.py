@@ -183,7 +183,7 @@ def _counterpart(path: str) -> str:
 @functools.cache
 def _without_table_parts(path: str) -> dict[str, object]:
     flat = flatten_config(yaml.load(GENERATED[path], Loader=yaml.CSafeLoader))
-    varying = ("data", "model.backbone.init_args.name", "trainer.logger.init_args.tags")
+    varying = ("data", "model.backbone.init_args.name", "trainer.logger.init_args.tags", "trainer.callbacks")
     if "dsdh_orig" in path:
         varying += ("model.quantization_weight",)
     return {key: value for key, value in flat.items() if not key.startswith(varying)}
