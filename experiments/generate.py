@@ -2,16 +2,25 @@
 
 Every generated file is complete on its own (``hashbench fit --config experiments/dsdh_hswd_64.yaml``);
 ``tests/test_configs.py`` regenerates them in memory and fails when a file is not current. Edit the
-tables below, never the generated files.
+tables below, never the generated files. The files are written with ``yaml.safe_dump`` under a comment
+header that says what the file is and how to run it.
 
-* ``{method}_{orig,swd,hswd}_{16,32,64}.yaml`` — the paper's six methods on CIFAR-10 (paper protocol),
-  VGG11 with ImageNet weights, each with its original quantization term ("DSDH"), SWD ("DSDH-S") or
-  HSWD ("DSDH-C"). Plug-ins replace the separable term; mechanisms that are not a term
-  (continuation, straight-through, the discrete step, the clamp) stay on, as in the HSWD authors'
-  code; each file names the switch that gives the pure replacement instead.
-* ``orthohash_{16,32,64,128}.yaml`` and ``{dpsh,dsh,dtsh,dpn,ce}.yaml`` — the other methods, same setup.
-* ``digits/{method}.yaml`` — overlays of ``demo.yaml`` (the offline digits protocol) that swap in a
-  method with its original quantization term: ``--config experiments/demo.yaml --config <overlay>``.
+The HSWD paper's tables (the paper's six methods, each with its original quantization term ("DSDH"), SWD
+("DSDH-S") or HSWD ("DSDH-C"); plug-ins replace the separable term; mechanisms that are not a term
+(continuation, straight-through, the discrete step, the clamp) stay on, as in the HSWD authors' code, and
+each file names the switch that gives the pure replacement instead):
+
+* Table 1 (VGG11 with ImageNet weights, mAP, 16/32/64 bits): CIFAR-10 (paper protocol)
+  ``{method}_{orig,swd,hswd}_{bits}.yaml``, NUS-WIDE ``nuswide/…``, MS-COCO ``coco/…``.
+* Table 2 (AlexNet with ImageNet weights, P@1000, 16/32 bits): ``alexnet/{cifar10,nuswide}/…``.
+* Table 3 (seconds per training epoch at 64 bits): the 64-bit files of Table 1; the time is in each run's
+  ``diagnostics.json`` (:class:`hashbench.tracking.diagnostics.TrainingDiagnostics`).
+
+Also ``orthohash_{16,32,64,128}.yaml`` and ``{dpsh,dsh,dtsh,dpn,ce}.yaml`` (the other methods on CIFAR-10);
+``digits/{method}.yaml``, overlays of ``demo.yaml`` (the offline digits protocol) that swap in a method
+with its original quantization term (``--config experiments/demo.yaml --config <overlay>``); and the
+digits quantizer study, ``study/protocol.yaml`` plus one W&B sweep file per method and quantizer in
+``study/sweeps/`` (see :data:`STUDY`).
 
 Optimisers: each method's usual one (its paper's code or DeepHash-pytorch, which the HSWD authors
 built on); the configured learning rate is the hash head's, the backbone runs at 0.1× (its usual
@@ -26,6 +35,8 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 EXPERIMENTS = Path(__file__).resolve().parent
 GENERATED_BY = (
@@ -70,8 +81,8 @@ class Method:
     note: str = ""  # more of the header: variants reached by a switch
 
     def quantization_weight(self, bits: int, num_train: int) -> float | None:
-        if self.loss == "DSDH":  # η‖b − u‖² in mean form: η·m/n (see hashbench.losses.DSDH)
-            return round(self.init_args["eta"] * bits / num_train, 6)
+        if self.loss == "DSDH":  # the network weight of η's coupling: η·m/(2n) (see hashbench.losses.DSDH)
+            return round(self.init_args["eta"] * bits / (2 * num_train), 6)
         return self.weight
 
 
@@ -88,7 +99,7 @@ PAPER = {
     "hashnet": Method(
         "HashNet",
         "HashNet",
-        {"alpha": 0.1, "continuation": True, "continuation_step": 20},
+        {"alpha": 0.1, "continuation": True, "continuation_step": 20, "bank": True},
         IDENTITY,
         None,
         mechanism="continuation",
@@ -123,7 +134,7 @@ PAPER = {
 ORTHOHASH = Method(
     "OrthoHash (OrthoCos+BN)",
     "OrthoHash",
-    {"margin_type": "cos", "margin": 0.2, "codebook": "bernoulli"},
+    {"margin_type": "cos", "scale": 8.0, "margin": 0.2, "codebook": "bernoulli"},
     {"batch_norm": True, "bias": False, "activation": "identity"},
     0.0,
     optimizer=ADAM_ORTHOHASH,
@@ -132,7 +143,7 @@ ORTHOHASH = Method(
     note="OrthoArc: --model.loss.init_args.margin_type arc.",
 )
 OTHERS = {
-    "dpsh": Method("DPSH", "DPSH", {"bank": True}, TANH, 0.1),
+    "dpsh": Method("DPSH", "DPSH", {"bank": True}, IDENTITY, 0.1),
     "dsh": Method("DSH", "DSH", {}, IDENTITY, 0.1),
     "dtsh": Method("DTSH", "DTSH", {"margin": 5.0}, IDENTITY, 1.0),
     "dpn": Method("DPN", "DPN", {"margin": 1.0}, IDENTITY, None),
@@ -150,44 +161,63 @@ OTHERS = {
 DIGITS = {**PAPER, "orthohash": ORTHOHASH, **OTHERS}
 
 
+@dataclass(frozen=True)
+class PaperTable:
+    """One dataset × backbone block of a result table of the HSWD paper."""
+
+    folder: str  # under experiments/ ("" for the top level)
+    table: str
+    dataset: str
+    backbone: str
+    bits: tuple[int, ...]
+    metric: str  # what the paper reports from these runs
+
+
+DATASETS: dict[str, dict[str, Any]] = {
+    "cifar10": {
+        "title": "CIFAR-10 paper protocol",
+        "num_train": CIFAR_TRAIN,
+        "data": {
+            "class_path": "hashbench.data.CIFAR10",
+            "init_args": {
+                "root": "data/cifar10",
+                "protocol": "paper",
+                "batch_size": 64,
+                "eval_batch_size": 256,
+            },
+        },
+    },
+    "nuswide": {
+        "title": "NUS-WIDE (21 concepts; 5,000 queries, 10,000 training images from the database)",
+        "num_train": 10000,
+        "data": {
+            "class_path": "hashbench.data.NUSWIDE",
+            "init_args": {"root": "data/nuswide", "top_k": 5000, "batch_size": 64, "eval_batch_size": 256},
+        },
+    },
+    "coco": {
+        "title": "MS-COCO 2014 (80 categories; 5,000 queries, 10,000 training images from the database)",
+        "num_train": 10000,
+        "data": {
+            "class_path": "hashbench.data.COCO",
+            "init_args": {"root": "data/coco", "top_k": 5000, "batch_size": 64, "eval_batch_size": 256},
+        },
+    },
+}
+PAPER_TABLES = (
+    PaperTable("", "Table 1", "cifar10", "vgg11", PAPER_BITS, "test/mAP@all"),
+    PaperTable("nuswide/", "Table 1", "nuswide", "vgg11", PAPER_BITS, "test/mAP@5000"),
+    PaperTable("coco/", "Table 1", "coco", "vgg11", PAPER_BITS, "test/mAP@5000"),
+    PaperTable("alexnet/cifar10/", "Table 2", "cifar10", "alexnet", (16, 32), "test/P@1000"),
+    PaperTable("alexnet/nuswide/", "Table 2", "nuswide", "alexnet", (16, 32), "test/P@1000"),
+)
+BACKBONE_TITLES = {"vgg11": "VGG11", "alexnet": "AlexNet"}
+
+
 # ----------------------------------------------------------------------------------------- YAML
-def _scalar(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value) if 1e-3 <= abs(value) < 1e6 or value == 0 else f"{value:.1e}"
-    if isinstance(value, list):
-        return "[" + ", ".join(_scalar(v) for v in value) + "]"
-    return str(value)
-
-
-def _flow(mapping: dict[str, Any]) -> str:
-    return "{" + ", ".join(f"{k}: {_scalar(v)}" for k, v in mapping.items()) + "}"
-
-
-def to_yaml(node: dict[str, Any], indent: int = 0) -> str:
-    """Block YAML for nested mappings; mappings of scalars go on one line (flow style)."""
-    lines = []
-    pad = "  " * indent
-    for key, value in node.items():
-        if isinstance(value, dict) and any(isinstance(v, dict | list) for v in value.values()):
-            lines.append(f"{pad}{key}:")
-            lines.append(to_yaml(value, indent + 1))
-        elif isinstance(value, dict) and value:
-            lines.append(f"{pad}{key}: {_flow(value)}" if key in ("init_args", "head") else f"{pad}{key}:")
-            if key not in ("init_args", "head"):
-                lines.append(to_yaml(value, indent + 1))
-        elif isinstance(value, list) and value and isinstance(value[0], dict):
-            lines.append(f"{pad}{key}:")
-            for item in value:
-                first, *rest = to_yaml(item, indent + 2).splitlines()
-                lines.append(f"{pad}  - {first.strip()}")
-                lines.extend(rest)
-        else:
-            lines.append(f"{pad}{key}: {_scalar(value)}")
-    return "\n".join(lines)
+def to_yaml(config: dict[str, Any]) -> str:
+    """``yaml.safe_dump`` in the file's key order; mappings and lists of scalars on one line."""
+    return yaml.safe_dump(config, sort_keys=False, default_flow_style=None, allow_unicode=True, width=110)
 
 
 # -------------------------------------------------------------------------------------- configs
@@ -202,23 +232,30 @@ def _model(method: Method, bits: int, quantizer: Any, weight: float | None) -> d
     return model
 
 
-def cifar10_config(name: str, method: Method, bits: int, variant: str) -> dict[str, Any]:
+def paper_config(name: str, method: Method, bits: int, variant: str, table: PaperTable) -> dict[str, Any]:
+    dataset = DATASETS[table.dataset]
+    quantizer: Any
     if variant == "orig":
-        quantizer, weight = "original", method.quantization_weight(bits, CIFAR_TRAIN)
+        quantizer, weight = "original", method.quantization_weight(bits, dataset["num_train"])
     else:
         quantizer, weight = PLUG_INS[variant][0], 0.1
     model = {
         "backbone": {
             "class_path": "hashbench.backbones.TorchvisionBackbone",
-            "init_args": {"name": "vgg11", "weights": "DEFAULT"},
+            "init_args": {"name": table.backbone, "weights": "DEFAULT"},
         },
         "backbone_lr_multiplier": 0.1,
         **_model(method, bits, quantizer, weight),
+        "precision_k": 1000,
         "optimizer": method.optimizer,
     }
     if method.scheduler is not None:
         model["scheduler"] = method.scheduler
-    tags = [name, variant, f"{bits}bits", "cifar10"]
+    # Fig. 3 and Table 3: the paper's 10,000 SWD projections on 1,024 training images, every epoch
+    diagnostics = {} if table.dataset == "cifar10" else {"init_args": {"num_workers": 4}}  # JPEGs to decode
+    tags = [name, variant, f"{bits}bits", table.dataset] + (
+        [table.backbone] if table.backbone != "vgg11" else []
+    )
     return {
         "seed_everything": 0,
         "trainer": {
@@ -230,27 +267,23 @@ def cifar10_config(name: str, method: Method, bits: int, variant: str) -> dict[s
                 "class_path": "hashbench.loggers.WandbLogger",
                 "init_args": {"project": "hashbench", "group": name, "tags": tags, "save_dir": "."},
             },
-            "callbacks": [{"class_path": "lightning.pytorch.callbacks.RichProgressBar"}],
+            "callbacks": [
+                {"class_path": "lightning.pytorch.callbacks.RichProgressBar"},
+                {"class_path": "hashbench.tracking.diagnostics.TrainingDiagnostics", **diagnostics},
+            ],
         },
         "model": model,
-        "data": {
-            "class_path": "hashbench.data.CIFAR10",
-            "init_args": {
-                "root": "data/cifar10",
-                "protocol": "paper",
-                "batch_size": 64,
-                "eval_batch_size": 256,
-            },
-        },
+        "data": dataset["data"],
     }
 
 
-def _file(path: str, prose: str, command: str, config: dict[str, Any]) -> tuple[str, str]:
-    lines = [f"# {line}" for line in textwrap.wrap(prose, 100)] + [f"#   {command}", GENERATED_BY]
-    return path, "\n".join([*lines, to_yaml(config)]) + "\n"
+def _file(path: str, prose: str, commands: list[str], config: dict[str, Any]) -> tuple[str, str]:
+    lines = [f"# {line}" for line in textwrap.wrap(prose, 100)]
+    lines += [f"#   {command}" for command in commands] + [GENERATED_BY]
+    return path, "\n".join(lines) + "\n" + to_yaml(config)
 
 
-def _cifar10_file(name: str, method: Method, bits: int, variant: str, stem: str) -> tuple[str, str]:
+def _paper_file(name: str, method: Method, bits: int, variant: str, table: PaperTable) -> tuple[str, str]:
     prose = f"{method.title} with its original quantization term"
     if method.loss in NO_TERM:
         prose = f"{method.title} (no separate quantization term)"
@@ -259,31 +292,163 @@ def _cifar10_file(name: str, method: Method, bits: int, variant: str, stem: str)
         prose = f"{method.title}-{suffix}: {method.title} with {label} in place of its quantization term"
         if method.loss in NO_TERM:
             prose = f"{method.title}-{suffix}: {method.title} with {label} added (it has no term to replace)"
-    prose += f", {bits} bits; CIFAR-10 paper protocol, VGG11 (ImageNet weights)."
+    backbone = BACKBONE_TITLES[table.backbone]
+    prose += f", {bits} bits; {DATASETS[table.dataset]['title']}, {backbone} (ImageNet weights)."
+    if name in PAPER:
+        prose += f" The HSWD paper's {table.table}: {table.metric} of the final weights."
     if variant in PLUG_INS and method.pure_replacement:
         prose += f" The {method.mechanism} stays on, as in the HSWD authors' code; pure replacement:"
         prose += f" {method.pure_replacement}"
     if method.note:
         prose += f" {method.note}"
-    command = f"hashbench fit --config experiments/{stem}.yaml --data.init_args.root /path/to/cifar10"
-    return _file(f"{stem}.yaml", prose, command, cifar10_config(name, method, bits, variant))
+    path = f"{table.folder}{name}_{variant}_{bits}.yaml" if name in PAPER else f"{table.folder}{name}.yaml"
+    if name == "orthohash":
+        path = f"{table.folder}orthohash_{bits}.yaml"
+    root = f"--data.init_args.root /path/to/{table.dataset}"
+    commands = [f"hashbench fit --config experiments/{path} {root}"]
+    return _file(path, prose, commands, paper_config(name, method, bits, variant, table))
 
 
 def digits_overlay(method: Method) -> dict[str, Any]:
     return {"model": _model(method, 32, "original", method.quantization_weight(32, DIGITS_TRAIN))}
 
 
+# ----------------------------------------------------------------------------------------- study
+@dataclass(frozen=True)
+class Study:
+    """The digits quantizer study (docs/study.md): protocol, grid and what each sweep file runs."""
+
+    bits: tuple[int, ...]
+    seeds: tuple[int, ...]
+    train_per_class: int
+    epochs: int
+    plug_in_weights: tuple[float, ...]  # λ of SWD, HSWD and exact HSWD
+    original_factors: tuple[float, ...]  # λ of the original term, as multiples of the method's own
+    swd_projections: int = 10000
+    measure_projections: int = 1000  # SWD measurement of the diagnostics callback
+    measure_every: int = 5
+
+
+STUDY = Study(
+    bits=(8, 16),
+    seeds=(0, 1, 2, 3, 4),
+    train_per_class=30,
+    epochs=30,
+    plug_in_weights=(0.1, 1.0),
+    original_factors=(1.0, 10.0),
+)
+STUDY_QUANTIZERS: dict[str, tuple[str, list[str]]] = {
+    "orig": ("its original quantization term", ["--model.quantizer", "original"]),
+    "swd": (
+        f"SWD ({STUDY.swd_projections:,} projections)",
+        [
+            "--model.quantizer",
+            "hashbench.quantizers.SWD",
+            "--model.quantizer.init_args.num_projections",
+            str(STUDY.swd_projections),
+        ],
+    ),
+    "hswd": ("HSWD (sampled target)", ["--model.quantizer", "hashbench.quantizers.HSWD"]),
+    "hswd_exact": (
+        "HSWD with the exact target",
+        ["--model.quantizer", "hashbench.quantizers.HSWD", "--model.quantizer.init_args.target", "exact"],
+    ),
+}
+STUDY_PURE = ("dsdh", "hashnet")  # both "mechanism kept" and "pure replacement" …
+STUDY_PURE_QUANTIZERS = ("hswd",)  # … for HSWD, the paper's claim (the grid's time budget: docs in README)
+
+
+def study_protocol() -> tuple[str, str]:
+    config = {
+        "seed_everything": 0,
+        "trainer": {
+            "max_epochs": STUDY.epochs,
+            "check_val_every_n_epoch": STUDY.epochs,
+            "enable_progress_bar": False,
+            "callbacks": [
+                {
+                    "class_path": "hashbench.tracking.diagnostics.TrainingDiagnostics",
+                    "init_args": {
+                        "swd_projections": STUDY.measure_projections,
+                        "every_n_epochs": STUDY.measure_every,
+                    },
+                }
+            ],
+        },
+        "data": {
+            "class_path": "hashbench.data.Digits",
+            "init_args": {"query_per_class": 20, "train_per_class": STUDY.train_per_class, "batch_size": 64},
+        },
+    }
+    prose = (
+        f"The digits quantizer study's protocol, an overlay of demo.yaml and a method's digits overlay: "
+        f"{STUDY.train_per_class} training images a class, {STUDY.epochs} epochs, validated at the end, the "
+        "HSWD paper's diagnostics every few epochs (docs/study.md). The sweep files in study/sweeps/ run it:"
+    )
+    command = (
+        "hashbench fit --config experiments/demo.yaml --config experiments/digits/dsdh.yaml "
+        "--config experiments/study/protocol.yaml --model.head.init_args.bits 8"
+    )
+    return _file("study/protocol.yaml", prose, [command], config)
+
+
+def study_sweep(name: str, method: Method, variant: str, pure: bool) -> tuple[str, str]:
+    label, arguments = STUDY_QUANTIZERS[variant]
+    stem = f"{name}_{variant}" + ("_pure" if pure else "")
+    parameters: dict[str, Any] = {"model.head.init_args.bits": {"values": list(STUDY.bits)}}
+    if variant == "orig":
+        own = method.quantization_weight(min(STUDY.bits), STUDY.train_per_class * 10)
+        if own is not None:
+            parameters["model.quantization_weight"] = {
+                "values": [round(own * f, 6) for f in STUDY.original_factors]
+            }
+    else:
+        parameters["model.quantization_weight"] = {"values": list(STUDY.plug_in_weights)}
+    parameters["seed_everything"] = {"values": list(STUDY.seeds)}
+    overlays = ["experiments/demo.yaml", f"experiments/digits/{name}.yaml", "experiments/study/protocol.yaml"]
+    command = ["hashbench", "fit", *(item for path in overlays for item in ("--config", path)), *arguments]
+    if pure:
+        command += method.pure_replacement.split()
+    sweep = {
+        "name": f"study-{stem.replace('_', '-')}",
+        "project": "hashbench-digits",
+        "program": "hashbench",
+        "method": "grid",
+        "metric": {"name": "val/mAP@all", "goal": "maximize"},
+        "parameters": parameters,
+        "command": [*command, "${args}"],
+    }
+    runs = 1
+    for spec in parameters.values():
+        runs *= len(spec["values"])
+    mechanism = f", {method.mechanism} off (pure replacement)" if pure else ""
+    prose = (
+        f"Digits quantizer study: {method.title} with {label}{mechanism}; {runs} runs "
+        f"(bits × λ × seeds). λ is chosen on val/mAP@all, test/mAP@all is reported "
+        "(python -m hashbench.tracking.study RUNS --out docs/study.md)."
+    )
+    commands = [
+        f"hashbench sweep experiments/study/sweeps/{stem}.yaml --local --root runs/study",
+        f"wandb sweep experiments/study/sweeps/{stem}.yaml   # with a W&B account, then wandb agent <id>",
+    ]
+    path, text = _file(f"study/sweeps/{stem}.yaml", prose, commands, sweep)
+    head, _, _ = text.partition("command:")  # the command one token a line, as W&B's examples write it
+    return path, head + yaml.safe_dump({"command": sweep["command"]}, default_flow_style=False, width=110)
+
+
 def render() -> dict[str, str]:
     """Every generated config: path relative to experiments/ → file text."""
     files = []
-    for name, method in PAPER.items():
-        for variant in ("orig", *PLUG_INS):
-            for bits in PAPER_BITS:
-                files.append(_cifar10_file(name, method, bits, variant, f"{name}_{variant}_{bits}"))
+    for table in PAPER_TABLES:
+        for name, method in PAPER.items():
+            for variant in ("orig", *PLUG_INS):
+                for bits in table.bits:
+                    files.append(_paper_file(name, method, bits, variant, table))
+    cifar10 = PAPER_TABLES[0]
     for bits in ORTHOHASH_BITS:
-        files.append(_cifar10_file("orthohash", ORTHOHASH, bits, "orig", f"orthohash_{bits}"))
+        files.append(_paper_file("orthohash", ORTHOHASH, bits, "orig", cifar10))
     for name, method in OTHERS.items():
-        files.append(_cifar10_file(name, method, OTHER_BITS, "orig", name))
+        files.append(_paper_file(name, method, OTHER_BITS, "orig", cifar10))
     for name, method in DIGITS.items():
         term = (
             "(no separate quantization term)"
@@ -292,7 +457,13 @@ def render() -> dict[str, str]:
         )
         prose = f"{method.title} {term} on the digits demo protocol, 32 bits:"
         command = f"hashbench fit --config experiments/demo.yaml --config experiments/digits/{name}.yaml"
-        files.append(_file(f"digits/{name}.yaml", prose, command, digits_overlay(method)))
+        files.append(_file(f"digits/{name}.yaml", prose, [command], digits_overlay(method)))
+    files.append(study_protocol())
+    for name, method in PAPER.items():
+        for variant in STUDY_QUANTIZERS:
+            files.append(study_sweep(name, method, variant, pure=False))
+            if name in STUDY_PURE and variant in STUDY_PURE_QUANTIZERS:
+                files.append(study_sweep(name, method, variant, pure=True))
     return dict(files)
 
 

@@ -7,11 +7,17 @@ init and optimizer step over 128 M parameters cost ~3 s each on CPU); one config
 real VGG11 (random weights, 32×32 images), and one runs in a real ``hashbench`` subprocess.
 The dataset configs of other parts (``*_{cifar10,nuswide,coco,imagenet100}.yaml``) run in
 ``tests/test_data_fit.py``; here they are parsed.
+
+The configs of the paper's other tables (``nuswide/``, ``coco/``, ``alexnet/{cifar10,nuswide}/``) equal
+their CIFAR-10 VGG11 counterpart but for the data block, the backbone's name, DSDH's λ (it depends on the
+training-set size) and the tags; one of each folder is parsed by the CLI (a parse costs ~1 s on this
+machine). The digits study's sweep files are parsed with one combination each for every kind of command.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import io
 import sys
@@ -23,6 +29,8 @@ from conftest import EXPERIMENTS, run_hashbench
 from fakedata import write_fake_cifar10
 
 from hashbench.cli import main
+from hashbench.sweep import grid, hashbench_args, load_sweep
+from hashbench.tracking.describe import flatten_config
 
 
 def _generator():
@@ -38,6 +46,8 @@ GENERATE = _generator()
 GENERATED = GENERATE.render()
 CIFAR10_CONFIGS = sorted(path for path in GENERATED if "/" not in path)
 DIGITS_OVERLAYS = sorted(path for path in GENERATED if path.startswith("digits/"))
+OTHER_TABLES = [table for table in GENERATE.PAPER_TABLES if table.folder]
+STUDY_SWEEPS = sorted(path for path in GENERATED if path.startswith("study/sweeps/"))
 ALL_STANDALONE = sorted(path.name for path in EXPERIMENTS.glob("*.yaml"))
 VGG11_SAMPLE = [
     "dsdh_hswd_64.yaml",
@@ -114,10 +124,13 @@ def test_generated_configs_are_current() -> None:
 
 
 def test_the_paper_grid_and_the_other_methods_are_there() -> None:
-    for method in ("dsdh", "hashnet", "greedyhash", "dch", "csq", "dbdh"):
-        for variant in ("orig", "swd", "hswd"):
-            for bits in (16, 32, 64):
-                assert f"{method}_{variant}_{bits}.yaml" in GENERATED
+    folders = {"": (16, 32, 64), "nuswide/": (16, 32, 64), "coco/": (16, 32, 64)}
+    folders |= {"alexnet/cifar10/": (16, 32), "alexnet/nuswide/": (16, 32)}
+    for folder, all_bits in folders.items():
+        for method in ("dsdh", "hashnet", "greedyhash", "dch", "csq", "dbdh"):
+            for variant in ("orig", "swd", "hswd"):
+                for bits in all_bits:
+                    assert f"{folder}{method}_{variant}_{bits}.yaml" in GENERATED
     assert {f"orthohash_{bits}.yaml" for bits in (16, 32, 64, 128)} <= set(GENERATED)
     assert {"dpsh.yaml", "dsh.yaml", "dtsh.yaml", "dpn.yaml", "ce.yaml"} <= set(GENERATED)
 
@@ -133,7 +146,12 @@ def test_configs_follow_the_paper_setup() -> None:
     assert config["trainer"]["logger"]["class_path"] == "hashbench.loggers.WandbLogger"
     original = yaml.safe_load(GENERATED["dsdh_orig_32.yaml"])["model"]
     assert original["quantizer"] == "original" and original["quantization_weight"] == pytest.approx(
-        55 * 32 / 5000
+        55 * 32 / (2 * 5000)
+    )
+    alexnet = yaml.safe_load(GENERATED["alexnet/nuswide/csq_hswd_16.yaml"])
+    assert alexnet["model"]["backbone"]["init_args"]["name"] == "alexnet"
+    assert (
+        alexnet["model"]["precision_k"] == 1000 and alexnet["data"]["class_path"] == "hashbench.data.NUSWIDE"
     )
     swd = yaml.safe_load(GENERATED["csq_swd_16.yaml"])["model"]["quantizer"]
     assert swd == {"class_path": "hashbench.quantizers.SWD", "init_args": {"num_projections": 10000}}
@@ -156,6 +174,93 @@ def test_every_config_parses(name: str, tmp_path: Path) -> None:
         )
     assert exit_info.value.code in (0, None), output.getvalue()[-3000:]
     assert yaml.safe_load(output.getvalue())["model"]["loss"]["class_path"].startswith("hashbench.losses.")
+
+
+def _counterpart(path: str) -> str:
+    """The top-level CIFAR-10 VGG11 config of a config of another table."""
+    return path.rsplit("/", 1)[1]
+
+
+@functools.cache
+def _without_table_parts(path: str) -> dict[str, object]:
+    flat = flatten_config(yaml.load(GENERATED[path], Loader=yaml.CSafeLoader))
+    varying = ("data", "model.backbone.init_args.name", "trainer.logger.init_args.tags", "trainer.callbacks")
+    if "dsdh_orig" in path:
+        varying += ("model.quantization_weight",)
+    return {key: value for key, value in flat.items() if not key.startswith(varying)}
+
+
+@pytest.mark.parametrize("table", OTHER_TABLES, ids=lambda table: table.folder)
+def test_other_tables_equal_their_cifar10_counterparts(table) -> None:
+    paths = [path for path in GENERATED if path.startswith(table.folder)]
+    assert len(paths) == 6 * 3 * len(table.bits)
+    for path in paths:
+        assert _without_table_parts(path) == _without_table_parts(_counterpart(path)), path
+        config = yaml.load(GENERATED[path], Loader=yaml.CSafeLoader)
+        assert config["model"]["backbone"]["init_args"]["name"] == table.backbone
+        assert config["data"] == GENERATE.DATASETS[table.dataset]["data"]
+
+
+@pytest.mark.parametrize("table", OTHER_TABLES, ids=lambda table: table.folder)
+def test_one_config_of_each_other_table_parses(table, tmp_path: Path) -> None:
+    index = OTHER_TABLES.index(table)
+    method = list(GENERATE.PAPER)[index % 6]
+    variant = ("orig", "swd", "hswd")[index % 3]
+    path = f"{table.folder}{method}_{variant}_{table.bits[index % len(table.bits)]}.yaml"
+    resolved = _print_config([EXPERIMENTS / path], tmp_path)
+    assert resolved["model"]["backbone"]["init_args"]["name"] == table.backbone
+    assert resolved["data"]["class_path"] == GENERATE.DATASETS[table.dataset]["data"]["class_path"]
+
+
+def _print_config(configs: list[Path], runs: Path, *extra: str) -> dict:
+    output = io.StringIO()
+    args = [item for config in configs for item in ("--config", str(config))]
+    with contextlib.redirect_stdout(output), pytest.raises(SystemExit) as exit_info:
+        main(["fit", *args, "--trainer.default_root_dir", str(runs), *extra, "--print_config"])
+    assert exit_info.value.code in (0, None), output.getvalue()[-3000:]
+    return yaml.safe_load(output.getvalue())
+
+
+# ----------------------------------------------------------------------------------------- study
+def test_study_sweeps_cover_the_grid() -> None:
+    methods = ("dsdh", "hashnet", "greedyhash", "dch", "csq", "dbdh")
+    expected = {f"study/sweeps/{m}_{q}.yaml" for m in methods for q in ("orig", "swd", "hswd", "hswd_exact")}
+    expected |= {f"study/sweeps/{m}_hswd_pure.yaml" for m in ("dsdh", "hashnet")}
+    assert set(STUDY_SWEEPS) == expected
+    for path in STUDY_SWEEPS:
+        sweep = load_sweep(EXPERIMENTS / path)
+        assert sweep.parameters["seed_everything"]["values"] == list(GENERATE.STUDY.seeds), path
+        for config in (sweep.command[i + 1] for i, token in enumerate(sweep.command) if token == "--config"):
+            assert (EXPERIMENTS.parent / config).is_file(), (path, config)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["dsdh_orig", "csq_swd", "greedyhash_hswd_exact", "hashnet_hswd_pure"],
+)
+def test_a_study_sweep_run_parses(name: str, tmp_path: Path) -> None:
+    """The sweep's command with its last combination resolves to what the file says it runs."""
+    sweep = load_sweep(EXPERIMENTS / "study" / "sweeps" / f"{name}.yaml")
+    params = grid(sweep.parameters)[-1]
+    args = hashbench_args(sweep, params)
+    configs = [EXPERIMENTS.parent / args[i + 1] for i, token in enumerate(args) if token == "--config"]
+    extra = [
+        token for i, token in enumerate(args[1:], 1) if token != "--config" and args[i - 1] != "--config"
+    ]
+    flat = flatten_config(_print_config(configs, tmp_path, *extra))
+    for key, value in params.items():
+        assert flat[key] == value, (key, flat[key], value)
+    assert flat["trainer.callbacks"][0]["class_path"] == "hashbench.tracking.diagnostics.TrainingDiagnostics"
+    quantizer = flat["model.quantizer"]
+    assert quantizer == (
+        "original"
+        if "_orig" in name
+        else "hashbench.quantizers." + ("SWD" if "swd" in name and "hswd" not in name else "HSWD")
+    )
+    if name.endswith("exact"):
+        assert flat["model.quantizer.init_args.target"] == "exact"
+    if name.endswith("_pure"):
+        assert flat["model.loss.init_args.continuation"] is False
 
 
 # ------------------------------------------------------------------------------------------ run
