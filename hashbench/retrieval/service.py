@@ -170,4 +170,3 @@ def build_index(
 def label_names(labels: np.ndarray | None) -> list[int]:
     """Class indices of a multi-hot row (empty when unknown)."""
     return [] if labels is None else np.flatnonzero(labels).tolist()
-
