@@ -26,6 +26,7 @@ def digit_pixels() -> tuple[Tensor, np.ndarray]:
     return torch.as_tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0, digits.target
 
 
+@functools.cache
 def pixel_stats() -> tuple[float, float]:
     """Mean and standard deviation of every pixel of every digit, on the [0, 1] scale."""
     pixels, _ = digit_pixels()
