@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -206,3 +207,44 @@ def test_commands_module_imports_nothing_heavy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_test_end_grid_callback_writes_a_picture(run_dir: Path, retriever: Retriever, tmp_path: Path) -> None:
+    from lightning import Trainer
+
+    from hashbench.data import Digits
+    from hashbench.retrieval import RetrievalGrid
+
+    trainer = Trainer(
+        logger=False, callbacks=[RetrievalGrid(queries=3, k=4)], default_root_dir=str(tmp_path),
+        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+    )  # fmt: skip
+    metrics = trainer.test(retriever.encoder.model, datamodule=Digits(), verbose=False)[0]
+    with Image.open(tmp_path / "test_retrieval_grid.png") as picture:
+        assert picture.width > picture.height > 200
+    assert 0 < metrics["test/mAP@all"] <= 1  # the metric was read, not consumed
+
+
+def test_search_page_and_json_api(run_dir: Path, tmp_path: Path) -> None:
+    from hashbench.retrieval.server import create_app
+    from hashbench.retrieval.service import RunIndex
+
+    client = create_app(RunIndex(run_dir)).test_client()
+    page = client.get("/?query=3&k=5")
+    assert page.status_code == 200 and b"797 indexed items" in page.data
+    assert page.data.count(b'src="/picture/index/') == 5 and b"d = " in page.data
+    found = client.post("/api/search", data={"query": "3", "k": "4"}).get_json()
+    assert found["query"] == "query/3" and [row["rank"] for row in found["results"]] == [1, 2, 3, 4]
+    assert all(row["relevant"] in (True, False) for row in found["results"])
+    buffer = io.BytesIO()
+    Image.new("RGB", (30, 20), "white").save(buffer, format="PNG")
+    upload = {"image": (io.BytesIO(buffer.getvalue()), "white.png"), "k": "3"}
+    found = client.post("/api/search", data=upload, content_type="multipart/form-data").get_json()
+    assert found["query"] == "white.png" and len(found["results"]) == 3 and found["labels"] == []
+    bad = {"image": (io.BytesIO(b"not an image"), "bad.png")}
+    response = client.post("/api/search", data=bad, content_type="multipart/form-data")
+    assert response.status_code == 400 and "not an image" in response.get_json()["error"]
+    assert client.post("/api/search", data={"query": "1", "k": "9999"}).status_code == 400
+    picture = client.get(f"/picture/index/{found['results'][0]['position']}")
+    assert picture.status_code == 200 and picture.mimetype == "image/png"
+    assert client.get("/picture/index/99999").status_code == 404
