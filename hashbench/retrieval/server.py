@@ -27,11 +27,12 @@ PAGE = """<!doctype html>
  form { display: inline-block; margin-right: 2em; vertical-align: top; }
  .grid { display: flex; flex-wrap: wrap; gap: 10px; margin-top: 1em; }
  figure { margin: 0; text-align: center; font-size: 12px; }
- figure img { width: 96px; height: 96px; object-fit: contain; image-rendering: pixelated;
+ figure img { width: 84px; height: 84px; object-fit: contain; image-rendering: pixelated;
    border: 5px solid #bbb; background: #000; }
  figure.query img { border-color: #222; }
  figure.relevant img { border-color: #1a9850; } figure.irrelevant img { border-color: #d73027; }
  .error { color: #d73027; font-weight: bold; }
+ .picker a { text-decoration: none; }
  .picker a img { width: 40px; height: 40px; image-rendering: pixelated; margin: 1px; background: #000; }
 </style></head><body>
 <h2>hashbench search</h2>
@@ -43,8 +44,9 @@ PAGE = """<!doctype html>
 <form method="post" action="/" enctype="multipart/form-data"><label>or upload an image
  <input type="file" name="image" accept="image/*"></label>
  <input type="hidden" name="k" value="{{ k }}"><button type="submit">search</button></form>
-<div class="picker">{% for i in range(shown) %}<a href="/?query={{ i }}&k={{ k }}" title="query {{ i }}">
-<img src="/picture/query/{{ i }}" alt="query {{ i }}"></a>{% endfor %}</div>
+<div class="picker">{% for i in range(shown) -%}
+<a href="/?query={{ i }}&k={{ k }}" title="query {{ i }}"><img src="/picture/query/{{ i }}" alt="query {{ i }}"></a>
+{%- endfor %}</div>
 {% if error %}<p class="error">{{ error }}</p>{% endif %}
 {% if answer %}<div class="grid">
  <figure class="query"><img src="{{ answer.picture }}" alt="query"><figcaption>{{ answer.query }}<br>
