@@ -57,7 +57,8 @@ def encoding(run: Path, repeats: int) -> str:
     torch.set_num_threads(1)
     encoder = Encoder.from_run(run)
     datamodule = encoder.set_up()
-    inputs = torch.stack([datamodule.database_dataset[p][0] for p in range(len(datamodule.database_dataset))])
+    database = datamodule.database_dataset
+    inputs = torch.stack([database[p][0] for p in range(len(database))])  # type: ignore[arg-type]
     with tempfile.TemporaryDirectory() as folder:
         files = []
         for p in range(len(inputs)):

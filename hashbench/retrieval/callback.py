@@ -45,7 +45,8 @@ class RetrievalGrid(Callback):
         index, codes, labels = (
             dim_zero_cat(getattr(metric, f"{role}_{name}")) for name in ("index", "codes", "labels")
         )
-        return dedup_by_index(index, codes, labels)
+        index, codes, labels = dedup_by_index(index, codes, labels)
+        return index, codes, labels
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         metric = getattr(pl_module, "test_metric", None)

@@ -74,7 +74,7 @@ def search(
     run = RunIndex(run_dir, index)
     queries = [run.query(Path(image)) for image in images]
     result = run.search(queries, top_k)
-    answers = []
+    answers: list[dict] = []
     for q, query in enumerate(queries):
         rows = [
             {

@@ -45,7 +45,7 @@ PAGE = """<!doctype html>
  <input type="file" name="image" accept="image/*"></label>
  <input type="hidden" name="k" value="{{ k }}"><button type="submit">search</button></form>
 <div class="picker">{% for i in range(shown) -%}
-<a href="/?query={{ i }}&k={{ k }}" title="query {{ i }}"><img src="/picture/query/{{ i }}" alt="query {{ i }}"></a>
+<a href="/?query={{ i }}&k={{ k }}" title="query {{ i }}"><img src="/picture/query/{{ i }}" alt="{{ i }}"></a>
 {%- endfor %}</div>
 {% if error %}<p class="error">{{ error }}</p>{% endif %}
 {% if answer %}<div class="grid">

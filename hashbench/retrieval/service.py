@@ -144,26 +144,30 @@ def build_index(
     run_dir: Path,
     images: Path | None,
     factory: str = DEFAULT_INDEX,
-    progress: Callable[[int, int], Callable[[int], None]] | None = None,
+    progress: Callable[[int], Callable[[int], None]] | None = None,
 ) -> Retriever:
     """Encode the run's database split (or the images of a folder or list file) into a new index.
 
-    ``progress(total, …)`` makes the callback that gets the number of images done after each batch.
+    ``progress(total)`` makes the callback that gets the number of images done after each batch.
     """
     encoder = Encoder.from_run(run_dir)
     retriever = Retriever(encoder, CodeIndex(encoder.bits, factory))
     if images is None:
         datamodule = encoder.set_up()
         total = len(datamodule.database_dataset)  # type: ignore[arg-type]
-        codes, positions, labels = encoder.encode_split("database", progress and progress(total))
+        codes, positions, split_labels = encoder.encode_split(
+            "database", progress(total) if progress else None
+        )
         ids = [datamodule.item_id("database", int(p)) for p in positions]
         retriever.source = {"kind": "split", "role": "database", "dataset": type(datamodule).__name__}
-        retriever.add(codes=codes, ids=ids, labels=labels)
+        retriever.add(codes=codes, ids=ids, labels=split_labels)
     else:
-        root, paths, labels = list_images(images)
-        codes = encoder.encode([root / path for path in paths], progress=progress and progress(len(paths)))
+        root, paths, file_labels = list_images(images)
+        codes = encoder.encode(
+            [root / path for path in paths], progress=progress(len(paths)) if progress else None
+        )
         retriever.source = {"kind": "files", "root": str(root.resolve())}
-        retriever.add(codes=codes, ids=paths, labels=labels)
+        retriever.add(codes=codes, ids=paths, labels=file_labels)
     return retriever
 
 
