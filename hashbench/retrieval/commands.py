@@ -42,7 +42,7 @@ def index(run_dir: Path, images: Path | None = None, index: str = "BFlat", out: 
 
 def search(
     run_dir: Path,
-    images: list[Path],
+    images: list[str],
     top_k: int = 10,
     json: bool = False,
     show: Path | None = None,
