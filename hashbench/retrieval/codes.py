@@ -131,11 +131,6 @@ class CodeIndex:
         positions = np.take_along_axis(positions, order, 1)
         return np.where(positions < len(self), positions, -1), distances
 
-    def distances(self, queries: np.ndarray) -> np.ndarray:
-        """All Hamming distances ``(Q, N)`` int32 from packed queries to the indexed codes."""
-        queries = check_packed(queries, self.bits, "query codes")
-        return np.bitwise_count(queries[:, None, :] ^ self.codes[None, :, :]).sum(2, dtype=np.int32)
-
     # ---------------------------------------------------------------------------------- files
     def save(self, folder: Path, metadata: dict[str, Any]) -> None:
         """Write ``codes.npy``, ``ids.json``, ``labels.npy`` (if any), ``faiss.index`` and ``index.json``."""

@@ -53,9 +53,12 @@ def list_images(source: Path) -> tuple[Path, list[str], np.ndarray | None]:
     widths = {len(row) for row in rows}
     if len(widths) != 1:
         raise UserError(f"the lines of {source} differ in length: each is `path` or `path 0 1 0 …` alike")
-    labels = (
-        np.asarray([[int(v) for v in row[1:]] for row in rows], dtype=np.uint8) if widths != {1} else None
-    )
+    if widths == {1}:
+        return source.parent, [row[0] for row in rows], None
+    try:
+        labels = np.asarray([[int(v) for v in row[1:]] for row in rows], dtype=np.uint8)
+    except ValueError:
+        raise UserError(f"the labels in {source} must be 0 or 1 (`path 0 1 0 …` a line)") from None
     return source.parent, [row[0] for row in rows], labels
 
 
