@@ -175,6 +175,19 @@ def test_index_a_folder_and_search_with_any_image(
     assert answers[0]["results"][0]["labels"] == [] and len(answers[1]["results"]) == 5
 
 
+def test_index_a_list_file_keeps_its_labels(run_dir: Path, retriever: Retriever, tmp_path: Path) -> None:
+    datamodule = retriever.encoder.set_up()
+    (tmp_path / "pictures").mkdir()
+    for p in range(3):
+        datamodule.picture("database", p).save(tmp_path / "pictures" / f"{p}.png")
+    (tmp_path / "list.txt").write_text("pictures/0.png 1 0\npictures/1.png 0 1\npictures/2.png 1 1\n")
+    index(run_dir, images=tmp_path / "list.txt", out=tmp_path / "index")
+    loaded = Retriever.load(tmp_path / "index", encoder=False)
+    assert loaded.index.ids == ["pictures/0.png", "pictures/1.png", "pictures/2.png"]
+    assert loaded.index.labels.tolist() == [[1, 0], [0, 1], [1, 1]]
+    assert loaded.source == {"kind": "files", "root": str(tmp_path.resolve())}
+
+
 @pytest.mark.parametrize(
     ("case", "message"),
     [
