@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+SECTIONS = ("encoding", "search", "evaluation")
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 
@@ -195,18 +196,20 @@ def main() -> None:
     parser.add_argument("--nus-scale", type=float, default=1.0, help="fraction of the NUS-WIDE sizes")
     parser.add_argument("--threads", type=int, default=1, help="threads of the evaluation comparison")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        run = args.run or demo_run(Path(folder))
-        print("## Encoding (demo model, digits database split)\n")
-        print(encoding(run, args.repeats), flush=True)
-    print("\n## Search, 64-bit random codes, top 10, one thread\n")
-    print(
-        search_latency(args.sizes, args.queries, {"BHNSW32": args.hnsw_max, "BIVF1024": args.ivf_max}),
-        flush=True,
-    )
-    print("\n## Evaluation engine vs FAISS Flat\n")
-    print(evaluation(args.nus_scale, args.threads), flush=True)
+    if "encoding" in args.sections:
+        with tempfile.TemporaryDirectory() as folder:
+            run = args.run or demo_run(Path(folder))
+            print("## Encoding (demo model, digits database split)\n")
+            print(encoding(run, args.repeats), flush=True)
+    if "search" in args.sections:
+        print("\n## Search, 64-bit random codes, top 10, one thread\n", flush=True)
+        caps = {"BHNSW32": args.hnsw_max, "BIVF1024": args.ivf_max}
+        print(search_latency(args.sizes, args.queries, caps), flush=True)
+    if "evaluation" in args.sections:
+        print("\n## Evaluation engine vs FAISS Flat\n")
+        print(evaluation(args.nus_scale, args.threads), flush=True)
 
 
 if __name__ == "__main__":
