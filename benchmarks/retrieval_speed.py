@@ -130,8 +130,8 @@ def search_latency(sizes: list[int], n_queries: int, caps: dict[str, int], k: in
             planted = np.mean([pick in row for pick, row in zip(picks, positions, strict=True)])
             memory = faiss.serialize_index_binary(index.index).nbytes / 2**20
             name = factory + (" (nprobe 16)" if factory == "BIVF1024" else "")
-            row = [f"{n:,}", name, f"{build:.1f} s", f"{latency * 1e3:.3f}", f"{memory:,.1f} MB"]
-            print("| " + " | ".join([*row, f"{recall:.3f}", f"{planted:.3f}"]) + " |", flush=True)
+            cells = [f"{n:,}", name, f"{build:.1f} s", f"{latency * 1e3:.3f}", f"{memory:,.1f} MB"]
+            print("| " + " | ".join([*cells, f"{recall:.3f}", f"{planted:.3f}"]) + " |", flush=True)
             del index, ids
 
 
