@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from lightning import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info
+from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
@@ -17,6 +18,7 @@ from hashbench.data.splits import ROLES, draw_unseen_classes, finish_split, rest
 
 RetrievalItem = tuple[Tensor, Tensor, int]
 """One sample: image ``(C, H, W)`` float, multi-hot labels ``(num_classes,)`` float32, index in its split."""
+EvalRole = Literal["query", "database"]
 
 
 class RetrievalDataModule(LightningDataModule):
@@ -63,6 +65,11 @@ class RetrievalDataModule(LightningDataModule):
     """Query/database batch size when ``eval_batch_size`` is ``None`` (``None``: ``batch_size``)."""
     collate_fn: Callable[[list[Any]], Any] | None = None
     """Batch collation (``None``: PyTorch's default)."""
+    eval_transform: Callable[[Image.Image], Tensor]
+    """PIL image in :attr:`image_mode` → model input ``(C, H, W)`` float, as the query and database items
+    are made (unset for a dataset that cannot take images from outside)."""
+    image_mode: str = "RGB"
+    """PIL mode of the images :attr:`eval_transform` takes."""
 
     def __init__(
         self,
@@ -169,3 +176,19 @@ class RetrievalDataModule(LightningDataModule):
     def predict_dataloader(self) -> list[DataLoader]:
         """Test queries (index 0) and database (index 1)."""
         return self.test_dataloader()
+
+    # ------------------------------------------------- images from outside the splits (retrieval)
+    def image_transform(self) -> Callable[[Image.Image], Tensor]:
+        """A PIL image of any mode → the model's input, made as the query and database items are."""
+        transform, mode = getattr(self, "eval_transform", None), self.image_mode
+        if transform is None:
+            raise NotImplementedError(f"{type(self).__name__} has no evaluation transform for images")
+        return lambda image: transform(image.convert(mode))
+
+    def item_id(self, role: EvalRole, position: int) -> str:
+        """A name for item ``position`` of the query or database split (after :meth:`setup`)."""
+        return f"{role}/{position}"
+
+    def picture(self, role: EvalRole, position: int) -> Image.Image:
+        """Item ``position`` of the query or database split as a picture to look at (after :meth:`setup`)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot show its items as pictures")

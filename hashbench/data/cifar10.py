@@ -24,7 +24,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.datasets.utils import check_integrity
 
-from hashbench.data.base import RetrievalDataModule, RetrievalItem
+from hashbench.data.base import EvalRole, RetrievalDataModule, RetrievalItem
 from hashbench.data.protocols import PROTOCOLS, Protocol
 from hashbench.data.splits import finish_split, split_per_class
 from hashbench.data.transforms import image_transforms
@@ -367,6 +367,12 @@ class CIFAR10(RetrievalDataModule):
             write_split_file(
                 Path(trainer.default_root_dir) / "cifar10_split.json", self.split, **self._provenance()
             )
+
+    def picture(self, role: EvalRole, position: int) -> Image.Image:
+        """The 32×32 RGB image as stored."""
+        dataset = self.query_dataset if role == "query" else self.database_dataset
+        assert isinstance(dataset, ArrayImageDataset)
+        return Image.fromarray(dataset.images[position])
 
     def _provenance(self) -> dict[str, Any]:
         """Where the split came from: the split file, or the seed, protocol and per-class counts."""

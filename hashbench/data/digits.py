@@ -2,16 +2,47 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from sklearn.datasets import load_digits
 from torch import Tensor
 from torch.utils.data import Dataset
+from torchvision.transforms.v2 import functional as F
 
-from hashbench.data.base import RetrievalDataModule, RetrievalItem
+from hashbench.data.base import EvalRole, RetrievalDataModule, RetrievalItem
 from hashbench.data.splits import split_per_class
+
+SIDE = 8
+"""Digits are 8×8 pixels."""
+
+
+@functools.cache
+def digit_pixels() -> tuple[Tensor, np.ndarray]:
+    """The 1,797 digits as ``(N, 1, 8, 8)`` float in [0, 1] (0–16 scale ÷ 16), and their classes."""
+    digits = load_digits()
+    return torch.as_tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0, digits.target
+
+
+@functools.cache
+def pixel_stats() -> tuple[float, float]:
+    """Mean and standard deviation of every pixel of every digit, on the [0, 1] scale."""
+    pixels, _ = digit_pixels()
+    return float(pixels.mean()), float(pixels.std())
+
+
+class DigitsTransform:
+    """A grayscale PIL image → ``(1, 8, 8)`` float as the Digits items: resized to 8×8 (area average),
+    0–255 mapped to [0, 1] (the data's 0–16 scale ÷ 16), standardised with the pixel mean and std.
+    Digits are bright strokes on a dark background."""
+
+    def __call__(self, image: Image.Image) -> Tensor:
+        small = image.convert("L").resize((SIDE, SIDE), Image.Resampling.BOX)
+        mean, std = pixel_stats()
+        return (F.pil_to_tensor(small).float() / 255.0 - mean) / std
 
 
 class TensorRetrievalDataset(Dataset):
@@ -59,6 +90,8 @@ class Digits(RetrievalDataModule):
     dataset_name = "digits"
     default_num_workers = 0  # in memory: worker processes only add overhead
     default_eval_batch_size = 512
+    image_mode = "L"
+    eval_transform = DigitsTransform()
 
     def __init__(
         self,
@@ -75,11 +108,11 @@ class Digits(RetrievalDataModule):
         self.database_includes_train = database_includes_train
 
     def setup(self, stage: str | None = None) -> None:
-        digits = load_digits()
-        pixels = torch.as_tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
-        images = (pixels - pixels.mean()) / pixels.std()
-        labels = torch.nn.functional.one_hot(torch.as_tensor(digits.target), self.num_classes).float()
-        published = split_per_class(digits.target, self.query_per_class, self.train_per_class, self.seed)
+        pixels, target = digit_pixels()
+        mean, std = pixel_stats()
+        images = (pixels - mean) / std
+        labels = torch.nn.functional.one_hot(torch.as_tensor(target), self.num_classes).float()
+        published = split_per_class(target, self.query_per_class, self.train_per_class, self.seed)
         database = (
             np.union1d(published.rest, published.train) if self.database_includes_train else published.rest
         )
@@ -94,3 +127,11 @@ class Digits(RetrievalDataModule):
             return TensorRetrievalDataset(images[index], labels[index])
 
         self.set_datasets(subset, split)
+
+    def picture(self, role: EvalRole, position: int) -> Image.Image:
+        """The digit as an 8×8 grayscale image, 0–255."""
+        dataset = self.query_dataset if role == "query" else self.database_dataset
+        assert isinstance(dataset, TensorRetrievalDataset)
+        mean, std = pixel_stats()
+        pixels = (dataset.images[position, 0] * std + mean).clamp(0, 1) * 255
+        return Image.fromarray(pixels.round().to(torch.uint8).numpy())

@@ -23,7 +23,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 
-from hashbench.data.base import RetrievalDataModule, RetrievalItem
+from hashbench.data.base import EvalRole, RetrievalDataModule, RetrievalItem
 from hashbench.data.splits import draw_unseen_classes, restrict_to_unseen
 from hashbench.data.transforms import image_transforms
 from hashbench.errors import UserError
@@ -400,6 +400,25 @@ class ListFileDataModule(RetrievalDataModule):
             f"({how_many}) with seed {self.seed} from the database list minus its training and test images "
             "(matched by path). To fix them, write val.txt with `hashbench prepare` or put your own there."
         )
+
+    def _eval_dataset(self, role: EvalRole) -> ImageListDataset:
+        dataset = self.query_dataset if role == "query" else self.database_dataset
+        assert isinstance(dataset, ImageListDataset)
+        return dataset
+
+    def item_id(self, role: EvalRole, position: int) -> str:
+        """The image's path as its list file gives it."""
+        return self._eval_dataset(role).paths[position]
+
+    def picture(self, role: EvalRole, position: int) -> Image.Image:
+        """The image file, in RGB."""
+        dataset = self._eval_dataset(role)
+        path = dataset.root / dataset.paths[position]
+        try:
+            with Image.open(path) as file:
+                return file.convert("RGB")
+        except IMAGE_ERRORS as error:
+            raise UnreadableImageError(f"cannot read image {path} ({_describe(error)})") from None
 
     def _without_empty_rows(self, image_list: ImageList) -> ImageList:
         empty = image_list.labels.sum(axis=1) == 0
