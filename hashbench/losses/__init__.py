@@ -11,12 +11,14 @@ from hashbench.losses.classification import CE, GreedyHash
 from hashbench.losses.csq import CSQ
 from hashbench.losses.dbdh import DBDH
 from hashbench.losses.dch import DCH
+from hashbench.losses.dhd import DHD
 from hashbench.losses.dpn import DPN
 from hashbench.losses.dpsh import DPSH
 from hashbench.losses.dsdh import DSDH
 from hashbench.losses.dsh import DSH
 from hashbench.losses.dtsh import DTSH
 from hashbench.losses.hashnet import HashNet
+from hashbench.losses.hyp2 import HyP2
 from hashbench.losses.orthohash import OrthoHash
 from hashbench.losses.pairwise import CodeBank, PairwiseLoss
 
@@ -25,6 +27,7 @@ __all__ = [
     "CSQ",
     "DBDH",
     "DCH",
+    "DHD",
     "DPN",
     "DPSH",
     "DSDH",
@@ -34,6 +37,7 @@ __all__ = [
     "GreedyHash",
     "HashLoss",
     "HashNet",
+    "HyP2",
     "OrthoHash",
     "PairwiseLoss",
     "TrainingContext",

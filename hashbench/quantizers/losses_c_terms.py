@@ -1,0 +1,52 @@
+"""Original quantization terms of DHD, JMLH and MDSH, as plug-ins (the second round of methods).
+
+Each class computes its method's *unweighted* term; the weight λ lives in the config. As in
+:mod:`hashbench.quantizers.original`, elementwise terms are means over all N·m entries and ``sign``
+follows hashbench's convention sign(0) = +1.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .base import Quantizer, sign_pm1
+
+__all__ = ["GaussianBCE"]
+
+#: nn.BCELoss clamps each log at −100, so one entry never costs more than 100
+BCE_LOG_CLAMP = 100.0
+
+
+class GaussianBCE(Quantizer):
+    """DHD's BCE quantization: ``mean(z_near) + mean(−log(1 − exp(−z_far)))``, ``z_± = (h ∓ 1)²/(2σ²)``.
+
+    Each entry h has two Gaussian "probabilities" ``g_± = exp(−(h ∓ 1)²/(2σ²))`` of being the bit ±1;
+    the term is the binary cross-entropy of ``g_s`` against 1 and of ``g_−s`` against 0, where
+    ``s = sign(h)`` (a constant): ``z_near = (h − s)²/(2σ²)``, ``z_far = (h + s)²/(2σ²)``. Each log is
+    clamped at −100 as ``nn.BCELoss`` does. Its minimum, ``−log(1 − e^{−2/σ²})`` (0.00034 at σ = ½), is
+    reached at h = ±1.
+
+    Original: DHD (Jang et al., ECCV 2022) applies it to its tanh-activated codes h with
+    λ = λ₂ = 0.1 and σ = 0.5. The authors' code takes ``sign(0) = 0`` (target ½ for an exact zero);
+    hashbench's sign(0) = +1 differs only there.
+
+    Args:
+        sigma: σ (> 0), the width of the two Gaussians; DHD's default 0.5.
+    """
+
+    def __init__(self, sigma: float = 0.5) -> None:
+        super().__init__()
+        if not sigma > 0:
+            raise ValueError(f"GaussianBCE needs sigma > 0, got {sigma}")
+        self.sigma = float(sigma)
+
+    def loss(self, x: Tensor) -> Tensor:
+        s = sign_pm1(x.detach())
+        scale = 2 * self.sigma**2
+        near = ((x - s).pow(2) / scale).clamp_max(BCE_LOG_CLAMP)
+        far = (-torch.log(-torch.expm1(-(x + s).pow(2) / scale))).clamp_max(BCE_LOG_CLAMP)
+        return near.mean() + far.mean()
+
+    def extra_repr(self) -> str:
+        return f"sigma={self.sigma}"
