@@ -13,9 +13,10 @@ import torch
 from conftest import EXPERIMENTS
 
 from hashbench.cli import main
-from hashbench.losses import DHD, HyP2, TrainingContext
+from hashbench.losses import DHD, JMLH, SDHC, HyP2, TrainingContext
 from hashbench.losses.hyp2 import code_distance_bound, hyp2_threshold
-from hashbench.quantizers import GaussianBCE
+from hashbench.losses.jmlh import stochastic_binary
+from hashbench.quantizers import BernoulliKL, GaussianBCE
 
 R2 = math.sqrt(0.5)  # cos 45°
 
@@ -95,10 +96,65 @@ def test_dhd_proxy_cross_entropy() -> None:
     assert out["quantization"].item() == pytest.approx(GaussianBCE(0.5)(h).item())
 
 
+# ------------------------------------------------------------------------------------------ JMLH
+def bernoulli_kl(q: float) -> float:
+    """KL(Bern(q) ‖ Bern(½)) by its definition."""
+    return q * math.log(2 * q) + (1 - q) * math.log(2 * (1 - q))
+
+
+def with_identity_classifier(loss: JMLH | SDHC) -> JMLH | SDHC:
+    loss.setup(ctx(2, 2))
+    assert loss.classifier is not None
+    with torch.no_grad():
+        loss.classifier.weight.copy_(torch.eye(2))
+        if loss.classifier.bias is not None:
+            loss.classifier.bias.zero_()
+    return loss
+
+
+def test_bernoulli_kl_by_hand() -> None:
+    u = torch.tensor([[0.0, math.log(3)]], dtype=torch.float64)  # q = ½ (KL 0) and q = ¾
+    assert BernoulliKL()(u).item() == pytest.approx(bernoulli_kl(0.75))
+    q = torch.tensor([[0.5, 0.75]], dtype=torch.float64)
+    assert BernoulliKL(apply_sigmoid=False)(q).item() == pytest.approx(bernoulli_kl(0.75))
+
+
+def test_jmlh_deterministic_codes_and_terms() -> None:
+    loss = with_identity_classifier(JMLH(stochastic=False))
+    u = torch.tensor([[1.0, -1.0]])  # float32, as the classifier
+    out = loss(u, u, torch.tensor([[1.0, 0.0]]), torch.arange(1))
+    # b = (1, 0) → logits (1, 0), class 0: log(1 + e^{−1}); both bits have q = σ(±1), the same KL
+    assert out["similarity"].item() == pytest.approx(math.log(1 + math.exp(-1)))
+    assert out["quantization"].item() == pytest.approx(2 * bernoulli_kl(1 / (1 + math.exp(-1))), rel=1e-5)
+
+
+def test_jmlh_stochastic_codes_are_bernoulli_with_sigmoid_gradient() -> None:
+    torch.manual_seed(0)
+    u = torch.full((20000, 1), math.log(3), dtype=torch.float64, requires_grad=True)  # q = ¾
+    b = stochastic_binary(u, stochastic=True)
+    assert set(b.unique().tolist()) == {0.0, 1.0}
+    assert b.mean().item() == pytest.approx(0.75, abs=0.015)  # 5 standard errors
+    b.sum().backward()
+    assert u.grad is not None
+    assert torch.allclose(u.grad, torch.full_like(u, 0.75 * 0.25))  # σ'(u) = q(1 − q)
+
+
+# ----------------------------------------------------------------------------------------- SDH-C
+def test_sdhc_terms() -> None:
+    loss = with_identity_classifier(SDHC(alpha=1.0, variance_weight=0.1))
+    h = torch.tensor([[0.5, -0.5]])
+    out = loss(h, h, torch.tensor([[1.0, 0.0]]), torch.arange(1))
+    assert out["similarity"].item() == pytest.approx(math.log(1 + math.exp(-1)))  # logits (½, −½)
+    assert out["variance"].item() == pytest.approx(-0.1 * 0.5 * (0.25 + 0.25))
+    assert out["quantization"].item() == pytest.approx(0.25)  # (½ − 1)² and (−½ + 1)²
+
+
 # ------------------------------------------------------------------------------------ digits fits
 TERMS = {  # the terms each method logs with its original quantization term
     "hyp2": {"similarity", "pair"},
     "dhd": {"similarity", "quantization"},
+    "jmlh": {"similarity", "quantization"},
+    "sdhc": {"similarity", "variance", "quantization"},
 }
 
 

@@ -19,8 +19,10 @@ from hashbench.losses.dsh import DSH
 from hashbench.losses.dtsh import DTSH
 from hashbench.losses.hashnet import HashNet
 from hashbench.losses.hyp2 import HyP2
+from hashbench.losses.jmlh import JMLH
 from hashbench.losses.orthohash import OrthoHash
 from hashbench.losses.pairwise import CodeBank, PairwiseLoss
+from hashbench.losses.sdhc import SDHC
 
 __all__ = [
     "CE",
@@ -33,6 +35,8 @@ __all__ = [
     "DSDH",
     "DSH",
     "DTSH",
+    "JMLH",
+    "SDHC",
     "CodeBank",
     "GreedyHash",
     "HashLoss",

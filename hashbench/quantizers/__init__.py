@@ -7,7 +7,7 @@ Original terms of the methods (section 3), usable with any loss: :class:`SignL2`
 """
 
 from .base import Quantizer, compute_dtype, no_autocast, sample_target, sign_pm1
-from .losses_c_terms import GaussianBCE
+from .losses_c_terms import BernoulliKL, GaussianBCE
 from .original import (
     BitBalance,
     Cauchy,
@@ -36,6 +36,7 @@ __all__ = [
     "HSWD",
     "OT",
     "SWD",
+    "BernoulliKL",
     "BitBalance",
     "Cauchy",
     "CosineToSign",

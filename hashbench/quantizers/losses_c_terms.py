@@ -7,12 +7,15 @@ follows hashbench's convention sign(0) = +1.
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from .base import Quantizer, sign_pm1
 
-__all__ = ["GaussianBCE"]
+__all__ = ["BernoulliKL", "GaussianBCE"]
 
 #: nn.BCELoss clamps each log at −100, so one entry never costs more than 100
 BCE_LOG_CLAMP = 100.0
@@ -50,3 +53,36 @@ class GaussianBCE(Quantizer):
 
     def extra_repr(self) -> str:
         return f"sigma={self.sigma}"
+
+
+class BernoulliKL(Quantizer):
+    """JMLH's prior: ``mean_i Σ_k KL(Bern(q_ik) ‖ Bern(½)) = mean_i Σ_k (log 2 − H(q_ik))``, q = sigmoid u.
+
+    The KL of each bit's Bernoulli posterior to the uniform prior, summed over the m bits and averaged
+    over the batch (the variational information bottleneck's rate): it pulls every q towards ½ (bit
+    entropy up), the opposite of a pull towards ±1; the stochastic binary codes do JMLH's quantization.
+    Computed from the logits as ``q·log q + (1 − q)·log(1 − q) + log 2`` with ``log q = −softplus(−u)``.
+
+    Original: JMLH (Shen et al., ICCVW 2019) applies it to the raw logits u of its stochastic binary
+    layer with λ = 0.1 (the weight in CISiPLab's FIRe, which benchmarks JMLH). Feed it u; on codes
+    that are already probabilities in (0, 1) use ``apply_sigmoid=False``.
+
+    Args:
+        apply_sigmoid: apply sigmoid to the input first (JMLH on raw u); False for probabilities.
+    """
+
+    def __init__(self, apply_sigmoid: bool = True) -> None:
+        super().__init__()
+        self.apply_sigmoid = bool(apply_sigmoid)
+
+    def loss(self, x: Tensor) -> Tensor:
+        if self.apply_sigmoid:
+            q, log_q, log_not_q = torch.sigmoid(x), -F.softplus(-x), -F.softplus(x)
+        else:
+            eps = torch.finfo(x.dtype).tiny
+            q, log_q, log_not_q = x, x.clamp_min(eps).log(), (1 - x).clamp_min(eps).log()
+        kl = q * log_q + (1 - q) * log_not_q + math.log(2.0)
+        return kl.sum(dim=1).mean()
+
+    def extra_repr(self) -> str:
+        return f"apply_sigmoid={self.apply_sigmoid}"
