@@ -13,9 +13,16 @@ import torch
 from conftest import EXPERIMENTS
 
 from hashbench.cli import main
-from hashbench.losses import DHD, JMLH, SDHC, HyP2, TrainingContext
+from hashbench.losses import DHD, JMLH, MDSH, SDHC, HyP2, TrainingContext
+from hashbench.losses.centers import hash_centers
 from hashbench.losses.hyp2 import code_distance_bound, hyp2_threshold
 from hashbench.losses.jmlh import stochastic_binary
+from hashbench.losses.mdsh import (
+    gilbert_varshamov_distance,
+    pairwise_distances,
+    separated_centers,
+    softmax_bce,
+)
 from hashbench.quantizers import BernoulliKL, GaussianBCE
 
 R2 = math.sqrt(0.5)  # cos 45°
@@ -149,12 +156,49 @@ def test_sdhc_terms() -> None:
     assert out["quantization"].item() == pytest.approx(0.25)  # (½ − 1)² and (−½ + 1)²
 
 
+# ------------------------------------------------------------------------------------------ MDSH
+def test_gilbert_varshamov_distance_by_hand() -> None:
+    # 4 bits, 2 classes: 2·(1 + 4) = 10 < 16 ≤ 2·(1 + 4 + 6) = 22 → d = 3
+    assert gilbert_varshamov_distance(4, 2) == 3
+    assert gilbert_varshamov_distance(3, 8) == 1  # 8·1 ≥ 2³: distinct codes suffice
+
+
+def test_separated_centers_reach_the_target() -> None:
+    start = hash_centers(8, 3, "hadamard", 0)  # balanced 3-bit rows: only 3 distinct ones, duplicates
+    assert pairwise_distances(start.double()).min() == 0
+    centers = separated_centers(8, 3)
+    assert pairwise_distances(centers.double()).min() >= 1  # all 8 codes of 3 bits, each once
+    assert set(centers.abs().unique().tolist()) == {1.0}
+    assert torch.equal(separated_centers(10, 32), hash_centers(10, 32, "hadamard", 0))  # Hadamard: kept
+
+
+def test_softmax_bce_by_hand() -> None:
+    logits = torch.tensor([[math.log(3), 0.0]], dtype=torch.float64)  # p = (¾, ¼), y = (1, 0)
+    y = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    assert softmax_bce(logits, y).item() == pytest.approx(-(math.log(0.75) + math.log(0.75)) / 2)
+
+
+def test_mdsh_pair_term_starts_at_its_epoch() -> None:
+    loss = MDSH(beta=1.0, pair_start_epoch=1)
+    loss.setup(ctx(2, 2))
+    codes, labels = [[1, 0], [1, 1]], [[1, 0], [1, 0]]
+    loss.on_train_epoch_start(0)
+    assert terms(loss, codes, labels)["pair"].item() == 0
+    loss.on_train_epoch_start(1)
+    out = terms(loss, codes, labels)
+    # all four (row, bank) pairs are positives: two with cos 1, two with cos 1/√2; softplus(½(1 − cos))
+    expected = (2 * math.log(2) + 2 * math.log1p(math.exp(0.5 * (1 - R2)))) / 4
+    assert out["pair"].item() == pytest.approx(expected)
+    assert out["quantization"].item() == pytest.approx((0 + 1 + 0 + 0) / 4)  # mean((|h| − 1)²)
+
+
 # ------------------------------------------------------------------------------------ digits fits
 TERMS = {  # the terms each method logs with its original quantization term
     "hyp2": {"similarity", "pair"},
     "dhd": {"similarity", "quantization"},
     "jmlh": {"similarity", "quantization"},
     "sdhc": {"similarity", "variance", "quantization"},
+    "mdsh": {"similarity", "pair", "quantization"},
 }
 
 

@@ -20,6 +20,7 @@ from hashbench.losses.dtsh import DTSH
 from hashbench.losses.hashnet import HashNet
 from hashbench.losses.hyp2 import HyP2
 from hashbench.losses.jmlh import JMLH
+from hashbench.losses.mdsh import MDSH
 from hashbench.losses.orthohash import OrthoHash
 from hashbench.losses.pairwise import CodeBank, PairwiseLoss
 from hashbench.losses.sdhc import SDHC
@@ -36,6 +37,7 @@ __all__ = [
     "DSH",
     "DTSH",
     "JMLH",
+    "MDSH",
     "SDHC",
     "CodeBank",
     "GreedyHash",

@@ -7,7 +7,7 @@ Original terms of the methods (section 3), usable with any loss: :class:`SignL2`
 """
 
 from .base import Quantizer, compute_dtype, no_autocast, sample_target, sign_pm1
-from .losses_c_terms import BernoulliKL, GaussianBCE
+from .losses_c_terms import BernoulliKL, GaussianBCE, UnitL2
 from .original import (
     BitBalance,
     Cauchy,
@@ -47,6 +47,7 @@ __all__ = [
     "SignL2",
     "TanhSquared",
     "UnitL1",
+    "UnitL2",
     "compute_dtype",
     "cosine_to_ones",
     "hswd_exact",

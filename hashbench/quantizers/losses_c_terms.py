@@ -15,7 +15,7 @@ from torch import Tensor
 
 from .base import Quantizer, sign_pm1
 
-__all__ = ["BernoulliKL", "GaussianBCE"]
+__all__ = ["BernoulliKL", "GaussianBCE", "UnitL2"]
 
 #: nn.BCELoss clamps each log at −100, so one entry never costs more than 100
 BCE_LOG_CLAMP = 100.0
@@ -86,3 +86,13 @@ class BernoulliKL(Quantizer):
 
     def extra_repr(self) -> str:
         return f"apply_sigmoid={self.apply_sigmoid}"
+
+
+class UnitL2(Quantizer):
+    """Squared distance of the magnitudes to 1: ``mean((|h| − 1)²)`` (MDSH).
+
+    Original: MDSH (Wang et al., CVPR 2023) applies it to its tanh-activated codes h with λ = 1e-4.
+    """
+
+    def loss(self, x: Tensor) -> Tensor:
+        return (x.abs() - 1).pow(2).mean()
