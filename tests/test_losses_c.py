@@ -23,6 +23,7 @@ from hashbench.losses.mdsh import (
     separated_centers,
     softmax_bce,
 )
+from hashbench.losses.psldh import label_code_objective, learn_label_codes, partial_softmax_loss
 from hashbench.quantizers import BernoulliKL, GaussianBCE
 
 R2 = math.sqrt(0.5)  # cos 45°
@@ -192,6 +193,32 @@ def test_mdsh_pair_term_starts_at_its_epoch() -> None:
     assert out["quantization"].item() == pytest.approx((0 + 1 + 0 + 0) / 4)  # mean((|h| − 1)²)
 
 
+# ----------------------------------------------------------------------------------------- PSLDH
+def test_partial_softmax_leaves_the_other_positives_out() -> None:
+    logits = torch.tensor([[2.0, 0.0, 1.0]], dtype=torch.float64)
+    labels = torch.tensor([[1.0, 0.0, 1.0]], dtype=torch.float64)
+    # γ = 1, margin ½: each positive against the one negative (z = 0) only
+    log_p0 = 1.5 - math.log(math.exp(1.5) + 1)
+    log_p2 = 0.5 - math.log(math.exp(0.5) + 1)
+    assert partial_softmax_loss(logits, labels, 1.0, 0.5).item() == pytest.approx(-(log_p0 + log_p2) / 2)
+
+
+def test_label_code_objective_by_hand() -> None:
+    codes = torch.tensor([[1.0, 0.5], [0.5, 1.0]], dtype=torch.float64)
+    # relu(CCᵀ − 2I) = [[0, 1], [1, 0]] → 2/4; column sums 1.5, 1.5 → 4.5/2; (sign C − C)²: 0.5/2
+    expected = 2 / 4 + 0.05 * 4.5 / 2 + 0.01 * 0.5 / 2
+    assert label_code_objective(codes, 0.05, 0.01).item() == pytest.approx(expected)
+
+
+def test_learned_label_codes_are_distinct_and_leave_the_global_rng() -> None:
+    state = torch.get_rng_state()
+    codes = learn_label_codes(4, 8, seed=0, steps=50)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert set(codes.unique().tolist()) == {-1.0, 1.0}
+    assert pairwise_distances(codes.double()).min() >= 1
+    assert torch.equal(codes, learn_label_codes(4, 8, seed=0, steps=50))
+
+
 # ------------------------------------------------------------------------------------ digits fits
 TERMS = {  # the terms each method logs with its original quantization term
     "hyp2": {"similarity", "pair"},
@@ -199,6 +226,7 @@ TERMS = {  # the terms each method logs with its original quantization term
     "jmlh": {"similarity", "quantization"},
     "sdhc": {"similarity", "variance", "quantization"},
     "mdsh": {"similarity", "pair", "quantization"},
+    "psldh": {"similarity", "quantization"},
 }
 
 

@@ -23,6 +23,7 @@ from hashbench.losses.jmlh import JMLH
 from hashbench.losses.mdsh import MDSH
 from hashbench.losses.orthohash import OrthoHash
 from hashbench.losses.pairwise import CodeBank, PairwiseLoss
+from hashbench.losses.psldh import PSLDH
 from hashbench.losses.sdhc import SDHC
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "DTSH",
     "JMLH",
     "MDSH",
+    "PSLDH",
     "SDHC",
     "CodeBank",
     "GreedyHash",
