@@ -11,29 +11,41 @@ from hashbench.losses.classification import CE, GreedyHash
 from hashbench.losses.csq import CSQ
 from hashbench.losses.dbdh import DBDH
 from hashbench.losses.dch import DCH
+from hashbench.losses.dhd import DHD
 from hashbench.losses.dpn import DPN
 from hashbench.losses.dpsh import DPSH
 from hashbench.losses.dsdh import DSDH
 from hashbench.losses.dsh import DSH
 from hashbench.losses.dtsh import DTSH
 from hashbench.losses.hashnet import HashNet
+from hashbench.losses.hyp2 import HyP2
+from hashbench.losses.jmlh import JMLH
+from hashbench.losses.mdsh import MDSH
 from hashbench.losses.orthohash import OrthoHash
 from hashbench.losses.pairwise import CodeBank, PairwiseLoss
+from hashbench.losses.psldh import PSLDH
+from hashbench.losses.sdhc import SDHC
 
 __all__ = [
     "CE",
     "CSQ",
     "DBDH",
     "DCH",
+    "DHD",
     "DPN",
     "DPSH",
     "DSDH",
     "DSH",
     "DTSH",
+    "JMLH",
+    "MDSH",
+    "PSLDH",
+    "SDHC",
     "CodeBank",
     "GreedyHash",
     "HashLoss",
     "HashNet",
+    "HyP2",
     "OrthoHash",
     "PairwiseLoss",
     "TrainingContext",

@@ -17,6 +17,7 @@ from .original import (
     TanhSquared,
     UnitL1,
 )
+from .original_extra import BernoulliKL, GaussianBCE, UnitL2
 from .wasserstein import (
     HSWD,
     OT,
@@ -34,15 +35,18 @@ __all__ = [
     "HSWD",
     "OT",
     "SWD",
+    "BernoulliKL",
     "BitBalance",
     "Cauchy",
     "CosineToSign",
     "Cubic",
+    "GaussianBCE",
     "LogCosh",
     "Quantizer",
     "SignL2",
     "TanhSquared",
     "UnitL1",
+    "UnitL2",
     "hswd_exact",
     "hswd_sampled",
     "ot_loss",
