@@ -129,7 +129,7 @@ def test_prepare_coco_errors(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="fewer than --num_query"):
         prepare(["coco", "--root", str(root)])  # the paper's 5,000 + 10,000 from 64 images
     prepare(["coco", "--root", str(root), "--num_query", "5", "--num_train", "5"])
-    with pytest.raises(UserError, match="already exist; pass --overwrite true"):
+    with pytest.raises(UserError, match="already exist; pass --overwrite"):
         prepare(["coco", "--root", str(root), "--num_query", "5", "--num_train", "5"])
     for path in list((root / "val2014").iterdir())[:4]:
         path.unlink()
@@ -143,9 +143,7 @@ def test_prepare_coco_errors(tmp_path: Path) -> None:
             "--num_train",
             "5",
             "--overwrite",
-            "true",
             "--drop_missing",
-            "true",
         ]
     )
     assert json.loads((root / "prepare.json").read_text())["counts"]["dropped_missing"] >= 1

@@ -137,7 +137,7 @@ def test_the_command_is_the_one_the_agent_runs(tmp_path: Path, capsys: pytest.Ca
     assert configuration_label(3, params) == "003_quantizer-HSWD_quantization_weight-0.1"
     code, out, err = hashbench_in_process(
         capsys, "sweep", sweep.path, "--local", "--count", "2", "--root", tmp_path, "--dry-run",
-        "--seeds", "5", "6", "--", "-x",
+        "--seeds", "[5,6]", "--", "-x",
     )  # fmt: skip
     assert code == 0, err
     commands = out.strip().splitlines()[1:]  # after the line saying that --seeds replaces the file's seeds

@@ -40,7 +40,7 @@ SPLIT_ROLES = ("query", "train", "database")
 
 def _how_to_get(root: Path) -> str:
     return (
-        f"Get it with `hashbench prepare cifar10 --root {root} --download true`, or set `download: true` in "
+        f"Get it with `hashbench prepare cifar10 --root {root} --download`, or set `download: true` in "
         f"the data's init_args, or download {torchvision.datasets.CIFAR10.url} and extract it into {root}."
     )
 

@@ -86,7 +86,7 @@ def _existing_output(out: Path, names: Sequence[str], overwrite: bool) -> None:
     existing = [str(out / name) for name in names if (out / name).exists()]
     if existing and not overwrite:
         raise UserError(
-            f"{', '.join(existing)} already exist; pass --overwrite true to replace them, or choose --out."
+            f"{', '.join(existing)} already exist; pass --overwrite to replace them, or choose --out."
         )
 
 
@@ -720,7 +720,7 @@ def prepare_mirflickr(
         overwrite,
         "MIRFlickr-25K",
         f"Get mirflickr25k.zip and mirflickr25k_annotations_v080.zip from {MIRFLICKR_PAGE} and extract "
-        "both there (or pass --download true).",
+        "both there (or pass --download).",
     )
     paths, labels, unlabelled = read_mirflickr(root, annotations_dir, image_dir, num_images)
     notes = [f"left out {unlabelled} images without a label"]
@@ -762,7 +762,7 @@ def read_voc(
         if not file.is_file():
             raise UserError(
                 f"VOC: {file} does not exist; extract VOCtrainval_11-May-2012.tar of {VOC_URL} into {root} "
-                "(or pass --download true)."
+                "(or pass --download)."
             )
         rows = [line.split() for line in file.read_text().splitlines() if line.strip()]
         if any(len(row) != 2 or row[1] not in ("1", "-1", "0") for row in rows):
@@ -832,7 +832,7 @@ def prepare_voc(
         out,
         overwrite,
         "VOC",
-        f"Get VOCtrainval_11-May-2012.tar from {VOC_URL} and extract it there (or pass --download true).",
+        f"Get VOCtrainval_11-May-2012.tar from {VOC_URL} and extract it there (or pass --download).",
     )
     paths, labels, unlabelled = read_voc(root, devkit, image_set, difficult)
     split = split_query_database(len(paths), num_query, num_train, seed, train_in_database=False)

@@ -45,7 +45,7 @@ def sweep(
         root: Folder of the sweeps: runs go to ROOT/<sweep name>/<timestamp>/.
         dry_run: Print the commands, run nothing.
         check: Resolve every parameter value with the CLI's config resolution, run nothing.
-        seeds: seed_everything of each run of a configuration (e.g. 0 1 2); replaces the sweep file's
+        seeds: seed_everything of each run of a configuration (e.g. [0,1,2]); replaces the sweep file's
             seed_everything values.
         resume: Continue the newest folder of this sweep under ROOT, skipping the completed runs.
         args: Arguments for every run, before the sweep's parameters (e.g. --trainer.max_epochs 1).
