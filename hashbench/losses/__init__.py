@@ -3,33 +3,40 @@
 Pairwise: :class:`DPSH`, :class:`DSH`, :class:`HashNet`, :class:`DSDH`, :class:`DCH`, :class:`DBDH`;
 triplet: :class:`DTSH`; pointwise: :class:`GreedyHash`, :class:`CSQ`, :class:`DPN`,
 :class:`OrthoHash`, :class:`CE`.
+Second round: pairwise :class:`DHN`, :class:`IDHN` (soft multi-label similarity); asymmetric :class:`ADSH`.
 """
 
+from hashbench.losses.adsh import ADSH
 from hashbench.losses.base import HashLoss, TrainingContext
 from hashbench.losses.centers import hash_centers
 from hashbench.losses.classification import CE, GreedyHash
 from hashbench.losses.csq import CSQ
 from hashbench.losses.dbdh import DBDH
 from hashbench.losses.dch import DCH
+from hashbench.losses.dhn import DHN
 from hashbench.losses.dpn import DPN
 from hashbench.losses.dpsh import DPSH
 from hashbench.losses.dsdh import DSDH
 from hashbench.losses.dsh import DSH
 from hashbench.losses.dtsh import DTSH
 from hashbench.losses.hashnet import HashNet
+from hashbench.losses.idhn import IDHN
 from hashbench.losses.orthohash import OrthoHash
 from hashbench.losses.pairwise import CodeBank, PairwiseLoss
 
 __all__ = [
+    "ADSH",
     "CE",
     "CSQ",
     "DBDH",
     "DCH",
+    "DHN",
     "DPN",
     "DPSH",
     "DSDH",
     "DSH",
     "DTSH",
+    "IDHN",
     "CodeBank",
     "GreedyHash",
     "HashLoss",

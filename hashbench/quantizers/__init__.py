@@ -3,10 +3,12 @@
 Plug-ins (section 2 of docs/methods.md): :class:`HSWD`, :class:`SWD`, :class:`OT`.
 Original terms of the methods (section 3), usable with any loss: :class:`SignL2`, :class:`UnitL1`,
 :class:`Cubic`, :class:`Cauchy`, :class:`TanhSquared`, :class:`BitBalance`, :class:`LogCosh`,
-:class:`CosineToSign`. All return the *unweighted* term; the weight λ lives in the config.
+:class:`CosineToSign`, :class:`SoftsignUnitL1`. All return the *unweighted* term; the weight λ lives
+in the config.
 """
 
 from .base import Quantizer, compute_dtype, no_autocast, sample_target, sign_pm1
+from .losses_b_terms import SoftsignUnitL1
 from .original import (
     BitBalance,
     Cauchy,
@@ -42,6 +44,7 @@ __all__ = [
     "LogCosh",
     "Quantizer",
     "SignL2",
+    "SoftsignUnitL1",
     "TanhSquared",
     "UnitL1",
     "compute_dtype",
