@@ -15,11 +15,12 @@ import torch.nn.functional as F
 from conftest import EXPERIMENTS
 
 from hashbench.cli import main
-from hashbench.losses import ADSH, DHN, IDHN, HashLoss, TrainingContext
+from hashbench.losses import ADSH, DFH, DHN, DSHSD, IDHN, LCDSH, HashLoss, TrainingContext
 from hashbench.losses import adsh as adsh_module
 from hashbench.losses.adsh import adsh_discrete_step, adsh_objective, adsh_similarity
+from hashbench.losses.dfh import dfh_binary_codes, dfh_center_objective, dfh_center_step
 from hashbench.losses.pairwise import similarity_matrix
-from hashbench.quantizers import SoftsignUnitL1
+from hashbench.quantizers import LocalityConstrained, SoftsignUnitL1
 
 
 def ctx(bits: int = 2, classes: int = 2, train: int = 4, multi: bool = False) -> TrainingContext:
@@ -131,8 +132,80 @@ def test_adsh_steps_from_the_bank_at_epoch_starts() -> None:
     assert set(loss.state_dict()) >= {"v", "code_bank.codes"}
 
 
+# ----------------------------------------------------------------------------------------- LCDSH
+def sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
+def test_lcdsh_value() -> None:
+    u = torch.tensor(
+        [[0.5, 1.0], [1.0, -0.5]]
+    )  # ½ u uᵀ = [[0.625, 0], [0, 0.625]]; ½ b bᵀ = [[1, 0], [0, 1]]
+    out = terms(ready(LCDSH(), ctx()), u, u, onehot(0, 1))
+    assert out["similarity"] == pytest.approx((2 * (softplus(0.625) - 0.625) + 2 * math.log(2)) / 4, rel=1e-6)
+    assert out["quantization"] == pytest.approx(2 * (sigmoid(0.625) - sigmoid(1.0)) ** 2 / 4, rel=1e-6)
+    assert LocalityConstrained()(u).item() == pytest.approx(out["quantization"], rel=1e-6)
+
+
+# ----------------------------------------------------------------------------------------- DSHSD
+@pytest.mark.parametrize("multi", [False, True])
+def test_dshsd_value(multi: bool) -> None:
+    loss = DSHSD(alpha=0.05)
+    ready(loss, ctx(multi=multi))
+    assert loss.classifier is not None
+    with torch.no_grad():
+        loss.classifier.weight.copy_(torch.eye(2))  # logits = h
+    h = torch.tensor([[0.5, -0.5], [-0.5, 0.5]])  # ‖h0 − h1‖² = 2, margin 2m = 4
+    labels = torch.tensor([[1.0, 1.0], [0.0, 1.0]]) if multi else onehot(0, 1)
+    out = terms(loss, h, h, labels)
+    # off-diagonal: similar ½·2 = 1 (multi-label: they share class 1), dissimilar ½·(4 − 2) = 1; diagonal 0
+    assert out["similarity"] == pytest.approx(0.05 * 2 / 4)
+    if (
+        multi
+    ):  # per-class sigmoid cross-entropy summed over classes: softplus(−x) for y = 1, softplus(x) for 0
+        expected = (softplus(-0.5) + softplus(0.5) + 2 * softplus(-0.5)) / 2
+    else:
+        expected = math.log1p(math.exp(-1.0))  # both rows: logits ±0.5 with the right class on top
+    assert out["classification"] == pytest.approx(expected, rel=1e-6)
+
+
+# ------------------------------------------------------------------------------------------- DFH
+def test_dfh_value_before_the_first_centre_step() -> None:
+    u = torch.tensor([[0.5, 1.0], [1.0, -0.5]])  # Θ = [[0.625, 0], [0, 0.625]]; b = sign u (C = 0)
+    out = terms(ready(DFH(margin=1.0), ctx(train=2)), u, u, onehot(0, 1))
+    expected = (2 * softplus(1.0 - 0.625) + 2 * softplus(1.0 + 0.0)) / 4  # similar pairs: the diagonal
+    assert out["similarity"] == pytest.approx(expected, rel=1e-6)
+    assert out["quantization"] == pytest.approx((0.25 + 0.25) / 4)
+
+
+@pytest.mark.parametrize(("mu", "expected"), [(1.0, (0.25 + 1.44) / 2), (0.1, (0.25 + 0.64) / 2)])
+def test_dfh_codes_follow_the_class_centre(mu: float, expected: float) -> None:
+    loss = DFH(mu=mu)
+    ready(loss, ctx(train=1))
+    loss.centers.copy_(torch.tensor([[1.0, -1.0], [1.0, -1.0]]))  # class 0's centre is [1, 1]
+    u = torch.tensor([[0.5, -0.2]])  # μ·[1, 1] + u: μ = 1 → b = [1, 1]; μ = 0.1 → b = [1, −1]
+    assert terms(loss, u, u, onehot(0))["quantization"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_dfh_centre_step_separates_the_classes() -> None:
+    codes = torch.tensor([[0.9, 0.8], [0.7, 0.9], [-0.8, -0.9], [-0.9, -0.6]])
+    labels = onehot(0, 0, 1, 1)
+    b = dfh_binary_codes(codes, labels, torch.zeros(2, 2), mu=1.0)
+    start = torch.zeros(2, 2)
+    relaxed = dfh_center_step(start, labels, b, nu=1.0, center_quantization=1.0)
+    objective = [dfh_center_objective(v, labels, b, 1.0, 1.0) for v in (start, relaxed)]
+    assert objective[1] < objective[0]
+    separated = torch.tensor([[1.0, -1.0], [1.0, -1.0]])  # columns are the centres: [1, 1] and [−1, −1]
+    torch.testing.assert_close(torch.sign(relaxed), separated)
+    loss = DFH()
+    ready(loss, ctx(train=4))
+    loss(codes, codes, labels, torch.arange(4))
+    loss.on_train_epoch_start(1)
+    torch.testing.assert_close(loss.centers, separated)
+
+
 # -------------------------------------------------------------------------------------------- fit
-@pytest.mark.parametrize("method", ["dhn", "idhn", "adsh"])
+@pytest.mark.parametrize("method", ["dhn", "idhn", "adsh", "dfh", "lcdsh", "dshsd"])
 def test_overlay_fits(method: str, tmp_path: Path) -> None:
     args = [
         "fit",

@@ -3,12 +3,12 @@
 Plug-ins (section 2 of docs/methods.md): :class:`HSWD`, :class:`SWD`, :class:`OT`.
 Original terms of the methods (section 3), usable with any loss: :class:`SignL2`, :class:`UnitL1`,
 :class:`Cubic`, :class:`Cauchy`, :class:`TanhSquared`, :class:`BitBalance`, :class:`LogCosh`,
-:class:`CosineToSign`, :class:`SoftsignUnitL1`. All return the *unweighted* term; the weight λ lives
-in the config.
+:class:`CosineToSign`, :class:`SoftsignUnitL1`, :class:`LocalityConstrained`. All return the *unweighted*
+term; the weight λ lives in the config.
 """
 
 from .base import Quantizer, compute_dtype, no_autocast, sample_target, sign_pm1
-from .losses_b_terms import SoftsignUnitL1
+from .losses_b_terms import LocalityConstrained, SoftsignUnitL1
 from .original import (
     BitBalance,
     Cauchy,
@@ -41,6 +41,7 @@ __all__ = [
     "Cauchy",
     "CosineToSign",
     "Cubic",
+    "LocalityConstrained",
     "LogCosh",
     "Quantizer",
     "SignL2",
