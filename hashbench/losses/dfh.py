@@ -79,7 +79,6 @@ class DFH(PairwiseLoss):
         mu: μ, weight of the class centre in the B step (1, the authors' code).
         nu: ν, weight of the between-centres term (1).
         center_quantization: η_c, weight of ‖V − sign V‖² in the centre step (1).
-        global_batch: unused with the bank; kept for the pairwise contract.
     """
 
     centers: Tensor
