@@ -3,7 +3,8 @@
 Plug-ins (section 2 of docs/methods.md): :class:`HSWD`, :class:`SWD`, :class:`OT`.
 Original terms of the methods (section 3), usable with any loss: :class:`SignL2`, :class:`UnitL1`,
 :class:`Cubic`, :class:`Cauchy`, :class:`TanhSquared`, :class:`BitBalance`, :class:`LogCosh`,
-:class:`CosineToSign`. All return the *unweighted* term; the weight λ lives in the config.
+:class:`CosineToSign`, :class:`SoftsignUnitL1`, :class:`LocalityConstrained`. All return the *unweighted*
+term; the weight λ lives in the config.
 """
 
 from .base import Quantizer, sample_target
@@ -17,7 +18,7 @@ from .original import (
     TanhSquared,
     UnitL1,
 )
-from .original_extra import BernoulliKL, GaussianBCE, UnitL2
+from .original_extra import BernoulliKL, GaussianBCE, LocalityConstrained, SoftsignUnitL1, UnitL2
 from .wasserstein import (
     HSWD,
     OT,
@@ -41,9 +42,11 @@ __all__ = [
     "CosineToSign",
     "Cubic",
     "GaussianBCE",
+    "LocalityConstrained",
     "LogCosh",
     "Quantizer",
     "SignL2",
+    "SoftsignUnitL1",
     "TanhSquared",
     "UnitL1",
     "UnitL2",

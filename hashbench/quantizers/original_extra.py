@@ -1,4 +1,4 @@
-"""Original quantization terms of DHD, JMLH and MDSH, as plug-ins (the second round of methods).
+"""Original quantization terms of the second round of methods (IDHN, LCDSH, DHD, JMLH, MDSH), as plug-ins.
 
 Each class computes its method's *unweighted* term; the weight λ lives in the config. As in
 :mod:`hashbench.quantizers.original`, elementwise terms are means over all N·m entries and ``sign``
@@ -17,7 +17,7 @@ from hashbench.codes import sign_pm1
 
 from .base import Quantizer
 
-__all__ = ["BernoulliKL", "GaussianBCE", "UnitL2"]
+__all__ = ["BernoulliKL", "GaussianBCE", "LocalityConstrained", "SoftsignUnitL1", "UnitL2"]
 
 #: nn.BCELoss clamps each log at −100, so one entry never costs more than 100
 BCE_LOG_CLAMP = 100.0
@@ -98,3 +98,27 @@ class UnitL2(Quantizer):
 
     def loss(self, x: Tensor) -> Tensor:
         return (x.abs() - 1).pow(2).mean()
+
+
+class SoftsignUnitL1(Quantizer):
+    """L1 distance of the softsign codes' magnitudes to 1: ``mean(|1 − |z||)``, ``z = u / (1 + |u|)`` (IDHN).
+
+    Since ``|z| < 1`` this equals ``mean(1 / (1 + |u|))``. Original: IDHN applies it to the raw output
+    u (its codes are softsign(u)) with λ = α = 0.1 (the authors' code).
+    """
+
+    def loss(self, x: Tensor) -> Tensor:
+        return (1 + x.abs()).reciprocal().mean()
+
+
+class LocalityConstrained(Quantizer):
+    """Locality-constrained quantization (LCDSH): ``mean_ij (σ(½ u_i·u_j) − σ(½ b_i·b_j))²``, ``b = sign u``.
+
+    The pairwise similarity probability of the continuous codes should match that of their binary
+    codes; pairs are those of the batch (N² including i = j), the sign is a constant. Original: LCDSH
+    applies it to the raw output u with λ = 3 (DeepHash-pytorch's setting).
+    """
+
+    def loss(self, x: Tensor) -> Tensor:
+        b = sign_pm1(x)
+        return (torch.sigmoid(0.5 * x @ x.T) - torch.sigmoid(0.5 * b @ b.T)).pow(2).mean()
