@@ -29,7 +29,8 @@ from conftest import EXPERIMENTS, run_hashbench
 from fakedata import write_fake_cifar10
 
 from hashbench.cli import main
-from hashbench.sweep import grid, hashbench_args, load_sweep
+from hashbench.sweeps.sampling import grid
+from hashbench.sweeps.spec import hashbench_args, load_sweep
 from hashbench.tracking.describe import flatten_config
 
 

@@ -32,10 +32,12 @@ from hashbench.data.base import RetrievalDataModule
 from hashbench.errors import UserError
 from hashbench.loggers import WandbLogger
 from hashbench.module import HashingModule
+from hashbench.retrieval.callback import RetrievalGrid
 from hashbench.runs import create_run_dir
-from hashbench.runs.writer import RunWriter as RunFolder
+from hashbench.runs.writer import RunWriter
 from hashbench.tracking.callbacks import WandbPlots
 from hashbench.tracking.describe import wandb_group, wandb_project, wandb_tags
+from hashbench.tracking.diagnostics import TrainingDiagnostics
 
 DEFAULT_RUNS_ROOT = "runs"
 
@@ -90,14 +92,14 @@ class HashbenchCLI(LightningCLI):
 
     Each invocation gets a fresh run folder ``<default_root_dir>/<config name>/<timestamp>`` that holds
     the resolved config, the run's description (``run.json``), the checkpoints, the loggers' files and
-    ``metrics.json`` (:class:`~hashbench.runs.RunFolder`). Every logger gets the resolved config under
+    ``metrics.json`` (:class:`~hashbench.runs.writer.RunWriter`). Every logger gets the resolved config under
     the CLI's dotted keys instead of the module's nested hyper-parameters; a W&B logger also gets its
     project, group, tags and name from the run, and :class:`~hashbench.tracking.callbacks.WandbPlots`.
     """
 
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
         self.run_dir: Path | None = None
-        self.run_folder: RunFolder | None = None
+        self.run_folder: RunWriter | None = None
         self.config_yaml = ""
         super().__init__(
             model_class=HashingModule,
@@ -150,6 +152,14 @@ class HashbenchCLI(LightningCLI):
             "(default: the stem of the last --config file).",
         )
         parser.add_argument(
+            "--diagnostics",
+            type=bool,
+            default=True,
+            help="fit only: log the paper's training diagnostics each epoch (HSWD, exact HSWD, SWD and the "
+            "method's own term on training codes; seconds per epoch) to diagnostics.json and the loggers, "
+            "unless a TrainingDiagnostics callback is configured.",
+        )
+        parser.add_argument(
             "--test_after_fit",
             type=bool,
             default=False,
@@ -170,7 +180,7 @@ class HashbenchCLI(LightningCLI):
                 f"cannot create a run folder under trainer.default_root_dir={root!r} "
                 f"({type(error).__name__}: {error.strerror or error}); give a folder (or a new path)"
             ) from None
-        self.run_folder = RunFolder(self.run_dir, self.config_yaml)
+        self.run_folder = RunWriter(self.run_dir, self.config_yaml)
         for entry in _logger_entries(config.trainer.get("logger")):
             init_args = entry.get("init_args")
             if init_args is None:
@@ -193,6 +203,14 @@ class HashbenchCLI(LightningCLI):
             isinstance(callback, ModelCheckpoint) for callback in callbacks
         ):
             callbacks.append(ModelCheckpoint(save_on_train_epoch_end=True))
+        if (
+            self.subcommand == "fit"
+            and self.config[self.subcommand].get("diagnostics")
+            and not any(isinstance(callback, TrainingDiagnostics) for callback in callbacks)
+        ):
+            callbacks.append(TrainingDiagnostics())
+        if not any(isinstance(callback, RetrievalGrid) for callback in callbacks):
+            callbacks.append(RetrievalGrid())
         callbacks = [*_with_run_dir(callbacks, self.run_dir), self.run_folder, ResumeHint(self.run_dir)]
         trainer = super().instantiate_trainer(
             **kwargs, callbacks=callbacks, default_root_dir=str(self.run_dir)

@@ -7,7 +7,7 @@ from torch import Tensor
 from hashbench.losses.base import full_precision
 from hashbench.losses.cross_entropy import soft_target_cross_entropy
 from hashbench.losses.proxies import ProxyLoss
-from hashbench.quantizers.losses_c_terms import GaussianBCE
+from hashbench.quantizers.original_extra import GaussianBCE
 
 
 class DHD(ProxyLoss):
@@ -21,7 +21,7 @@ class DHD(ProxyLoss):
     a weakly and a strongly augmented view) needs two views of each image, which the one-view
     training step does not provide: it is not implemented, so this is DHD without distillation.
 
-    Terms: ``similarity`` and ``quantization`` = :class:`~hashbench.quantizers.losses_c_terms.GaussianBCE`
+    Terms: ``similarity`` and ``quantization`` = :class:`~hashbench.quantizers.original_extra.GaussianBCE`
     on h (σ = 0.5; λ = λ₂ = 0.1 goes in ``quantization_weight``).
 
     Args:

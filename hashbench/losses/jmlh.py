@@ -10,7 +10,7 @@ from torch import Tensor
 from hashbench.losses.base import full_precision, require_setup
 from hashbench.losses.classification import _ClassifierLoss
 from hashbench.losses.cross_entropy import soft_target_cross_entropy
-from hashbench.quantizers.losses_c_terms import BernoulliKL
+from hashbench.quantizers.original_extra import BernoulliKL
 
 
 class _BernoulliStraightThrough(torch.autograd.Function):
@@ -42,7 +42,7 @@ class JMLH(_ClassifierLoss):
     identity``: the loss applies the sigmoid; codes are sign(u), i.e. ε = ½.
 
     Terms: ``similarity`` (the classifier's CE) and ``quantization`` = the prior term
-    :class:`~hashbench.quantizers.losses_c_terms.BernoulliKL` on u, ``mean_i Σ_k KL(Bern(q_ik) ‖ Bern(½))``
+    :class:`~hashbench.quantizers.original_extra.BernoulliKL` on u, ``mean_i Σ_k KL(Bern(q_ik) ‖ Bern(½))``
     (λ = 0.1 goes in ``quantization_weight``). JMLH has no pull towards ±1: the binarisation is in
     the forward pass. Its KL term is the one regulariser on the codes' distribution (it raises bit
     entropy, the role HSWD's balanced target plays), so a plug-in replaces it; the stochastic

@@ -11,7 +11,7 @@ from torch import Tensor
 from hashbench.losses.base import TrainingContext, full_precision, require_setup
 from hashbench.losses.centers import hash_centers
 from hashbench.losses.pairwise import CodeBank, PairwiseLoss, similarity_matrix
-from hashbench.quantizers.losses_c_terms import UnitL2
+from hashbench.quantizers.original_extra import UnitL2
 
 
 def gilbert_varshamov_distance(bits: int, num_classes: int) -> int:
@@ -105,7 +105,7 @@ class MDSH(PairwiseLoss):
     codes (updated every step, gathered across DDP ranks).
 
     Terms: ``similarity``, ``pair`` (β times the pair term; 0 before ``pair_start_epoch``) and
-    ``quantization`` = :class:`~hashbench.quantizers.losses_c_terms.UnitL2` on h, ``mean((|h| − 1)²)``
+    ``quantization`` = :class:`~hashbench.quantizers.original_extra.UnitL2` on h, ``mean((|h| − 1)²)``
     (λ = 1e-4 goes in ``quantization_weight``).
 
     Args:
