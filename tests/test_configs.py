@@ -230,7 +230,7 @@ def test_study_sweeps_cover_the_grid() -> None:
     assert set(STUDY_SWEEPS) == expected
     for path in STUDY_SWEEPS:
         sweep = load_sweep(EXPERIMENTS / path)
-        assert sweep.parameters["seed_everything"]["values"] == list(GENERATE.STUDY.seeds), path
+        assert sweep.seeds == list(GENERATE.STUDY.seeds), path
         for config in (sweep.command[i + 1] for i, token in enumerate(sweep.command) if token == "--config"):
             assert (EXPERIMENTS.parent / config).is_file(), (path, config)
 
