@@ -16,7 +16,8 @@ from torch.utils.data import DataLoader, Dataset
 from hashbench.data.splits import ROLES, draw_unseen_classes, finish_split, restrict_to_unseen
 
 RetrievalItem = tuple[Tensor, Tensor, int]
-"""One sample: image ``(C, H, W)`` float, multi-hot labels ``(num_classes,)`` float32, index in its split."""
+"""One sample: image ``(C, H, W)`` (float, or uint8 that :attr:`RetrievalDataModule.batch_transform` turns
+into float on the device), multi-hot labels ``(num_classes,)`` float32, index in its split."""
 
 
 class RetrievalDataModule(LightningDataModule):
@@ -63,6 +64,9 @@ class RetrievalDataModule(LightningDataModule):
     """Query/database batch size when ``eval_batch_size`` is ``None`` (``None``: ``batch_size``)."""
     collate_fn: Callable[[list[Any]], Any] | None = None
     """Batch collation (``None``: PyTorch's default)."""
+    batch_transform: Callable[[Any, bool], Tensor] | None = None
+    """Run on each batch's images once on the device (``images, training`` → float ``(B, C, H, W)``), by
+    :meth:`on_after_batch_transfer`; ``None``: the images arrive ready."""
 
     def __init__(
         self,
@@ -133,6 +137,15 @@ class RetrievalDataModule(LightningDataModule):
         for role in ROLES:
             setattr(self, f"{role}_dataset", make(split[role], role == "train"))
         self.split = split
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Apply :attr:`batch_transform` to the images of an ``(images, labels, indices)`` batch on the
+        device: training (random crops and flips) while the trainer trains, evaluation otherwise."""
+        if self.batch_transform is None:
+            return batch
+        images, labels, indices = batch
+        training = self.trainer is not None and self.trainer.training
+        return self.batch_transform(images, training), labels, indices
 
     def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
         return DataLoader(
