@@ -77,8 +77,8 @@ class UpsampleBatch:
     3. training: an independent random ``image_size`` crop and a left-right flip with probability ½ per
        image; evaluation: the centre crop.
 
-    Unlike the PIL path the resized image is not rounded to uint8 (a difference of at most ½ / 255 before
-    normalisation). Images already at ``image_size`` with ``resize_size == image_size`` are only normalised
+    PIL resizes in fixed point and rounds the result to uint8, this path stays in float: the two differ
+    by at most one uint8 level (1/255 before normalisation). Images already at ``image_size`` with ``resize_size == image_size`` are only normalised
     (and flipped in training).
     """
 
