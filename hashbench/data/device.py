@@ -78,8 +78,8 @@ class UpsampleBatch:
        image; evaluation: the centre crop.
 
     PIL resizes in fixed point and rounds the result to uint8, this path stays in float: the two differ
-    by at most one uint8 level (1/255 before normalisation). Images already at ``image_size`` with ``resize_size == image_size`` are only normalised
-    (and flipped in training).
+    by at most one uint8 level (1/255 before normalisation). Images already at ``image_size`` with
+    ``resize_size == image_size`` are only normalised (and flipped in training).
     """
 
     def __init__(self, image_size: int, resize_size: int | None = None, horizontal_flip: bool = True) -> None:
