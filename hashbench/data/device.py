@@ -28,7 +28,7 @@ def normalize(images: Tensor) -> Tensor:
     """uint8 ``(B, 3, H, W)`` in [0, 255] → float32 ``(B, 3, H, W)``: ``(x / 255 - mean) / std``, ImageNet."""
     mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
-    return (images.float() / 255 - mean) / std
+    return torch.addcmul(-mean / std, images.float(), 1 / (255 * std))
 
 
 def normalize_batch(images: Tensor, training: bool) -> Tensor:
