@@ -167,8 +167,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--images", type=int, default=256, help="generated JPEGs (500×375)")
-    parser.add_argument("--cifar-images", type=int, default=20_000, help="in-memory 32×32 images")
+    parser.add_argument("--images", type=int, default=192, help="generated JPEGs (500×375)")
+    parser.add_argument("--cifar-images", type=int, default=12_800, help="in-memory 32×32 images")
     args = parser.parse_args()
     torch.set_num_threads(1)
     load_before = os.getloadavg()
