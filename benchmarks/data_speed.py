@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
 
 from hashbench.data.cifar10 import ArrayImageDataset
 from hashbench.data.device import UpsampleBatch, normalize
@@ -116,8 +117,10 @@ def list_file_rows(count: int) -> list[tuple[str, float, float]]:
         encoded = ImageListDataset(root, names, labels, None, read="nvjpeg")
         nvjpeg_rate, _ = rate(loader(encoded, collate_encoded))
         fidelity = fidelity_row(root, names[: min(16, count)])
+        costs = step_costs(root, names[: min(64, count)])
         kilobytes = np.mean([(root / name).stat().st_size for name in names]) / 1000
-    print(f"{count} JPEGs of 500×375, {kilobytes:.0f} KB on average")
+    print(f"{count} JPEGs of 500×375, {kilobytes:.0f} KB on average; CPU ms an image, one thread:")
+    print(", ".join(f"{name} {cost:.2f}" for name, cost in costs.items()))
     device_rate = (count - BATCH) / in_step
     return [
         ("list file 224 px, pil (former)", pil_rate, pil_rate),
@@ -126,6 +129,30 @@ def list_file_rows(count: int) -> list[tuple[str, float, float]]:
         ("list file 224 px, nvjpeg loader (file bytes only)", nvjpeg_rate, nvjpeg_rate),
         fidelity,
     ]
+
+
+def step_costs(root: Path, names: list[str]) -> dict[str, float]:
+    """CPU milliseconds an image of each step of the two paths (mean over ``names``)."""
+    pil_images = []
+    steps: dict[str, Callable[[Path], Any]] = {
+        "decode, PIL": lambda path: pil_images.append(Image.open(path).convert("RGB")),
+        "decode, torchvision.io": read_rgb,
+    }
+    costs = {name: per_image_ms(step, [root / name for name in names]) for name, step in steps.items()}
+    tensors = [read_rgb(root / name) for name in names]
+    costs["resize to 256, PIL"] = per_image_ms(
+        lambda image: image.resize((341, 256), Image.Resampling.BILINEAR), pil_images
+    )
+    resize = v2.Resize(256, antialias=True)
+    costs["resize to 256, uint8 tensor"] = per_image_ms(resize, tensors)
+    return costs
+
+
+def per_image_ms(step: Callable[[Any], Any], inputs: list[Any]) -> float:
+    start = time.process_time()
+    for item in inputs:
+        step(item)
+    return (time.process_time() - start) / len(inputs) * 1000
 
 
 def fidelity_row(root: Path, names: list[str]) -> tuple[str, float, float]:
