@@ -49,7 +49,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     paths = {}
     for name, image in made.items():
         paths[name] = folder / name
-        image.save(paths[name], **({"quality": 90} if name.endswith(".jpg") else {}))
+        image.save(paths[name], quality=90)  # JPEG quality; other formats ignore it
     return paths
 
 
@@ -163,8 +163,10 @@ def test_nvjpeg_plumbing_with_a_cpu_decoder(images: dict[str, Path]) -> None:
     labels = torch.eye(len(names))
     encoded = ImageListDataset(root, names, labels, None, read="nvjpeg")
     items = [encoded[i] for i in range(len(names))]
-    assert items[0][0].ndim == 1 and bytes(items[0][0].tolist()) == images["rgb.jpg"].read_bytes()
-    assert items[2][0].shape == (3, 200, 260)  # a PNG: decoded in the worker
+    first, png = items[0], items[2]
+    assert first is not None and png is not None
+    assert first[0].ndim == 1 and bytes(first[0].tolist()) == images["rgb.jpg"].read_bytes()
+    assert png[0].shape == (3, 200, 260)  # a PNG: decoded in the worker
     batch, batch_labels, indices = collate_encoded([*items, None])
     assert len(batch) == 4 and torch.equal(batch_labels, labels) and indices.tolist() == [0, 1, 2, 3]
 
