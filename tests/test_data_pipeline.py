@@ -197,3 +197,11 @@ def test_nvjpeg_falls_back_to_the_cpu_for_a_jpeg_the_batched_decoder_refuses(ima
     assert torch.equal(decoded[0], read_rgb(images["rgb.jpg"])) and torch.equal(
         decoded[1], read_rgb(images["cmyk.jpg"])
     )
+
+
+def test_nvjpeg_names_an_undecodable_jpeg_clearly(images: dict[str, Path]) -> None:
+    good = torch.frombuffer(bytearray(images["rgb.jpg"].read_bytes()), dtype=torch.uint8)
+    corrupt = torch.cat([good[:200], torch.zeros(50, dtype=torch.uint8)])
+    decoder = DecodeBatch(32, decoder=lambda batch: list(decode_jpeg(batch, mode=ImageReadMode.RGB)))
+    with pytest.raises(UserError, match=r"cannot be decoded.*verify_images"):
+        decoder.decode([good, corrupt])

@@ -148,7 +148,15 @@ class DecodeBatch:
         try:
             return self.decoder([data])[0]
         except RuntimeError:
+            pass
+        try:
             return decode_image(data.cpu(), mode=ImageReadMode.RGB).to(data.device)
+        except RuntimeError as error:
+            raise UserError(
+                f"a JPEG of this batch cannot be decoded ({error}). List the bad files with "
+                "`verify_images: true` in the data's init_args, or use pipeline: uint8 with "
+                "`bad_images: skip` to leave them out."
+            ) from None
 
     def __call__(self, items: Sequence[Tensor], training: bool) -> Tensor:
         if items and items[0].device.type != "cuda" and self.decoder is nvjpeg_decode:
