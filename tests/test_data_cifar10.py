@@ -75,7 +75,7 @@ def test_split_sizes_disjointness_and_labels(cifar_root: Path, protocol: str, da
     else:
         assert np.isin(split["train"], split["database"]).all()
     image, labels, index = datamodule.query_dataset[3]
-    assert image.shape == (3, 32, 32) and image.dtype == torch.float32
+    assert image.shape == (3, 32, 32) and image.dtype == torch.uint8  # resized and normalised on the device
     assert labels.shape == (10,) and labels.dtype == torch.float32 and labels.sum() == 1
     assert index == 3
     query_labels = datamodule.query_dataset.labels.argmax(1)
@@ -106,7 +106,9 @@ def test_paper_defaults_need_enough_images(cifar_root: Path) -> None:
 def test_loader_batches_and_transforms(cifar_root: Path) -> None:
     datamodule = _setup(cifar_root, image_size=48, batch_size=8)
     images, labels, indices = next(iter(datamodule.train_dataloader()))
-    assert images.shape == (8, 3, 48, 48) and labels.shape == (8, 10) and indices.shape == (8,)
+    assert images.shape == (8, 3, 32, 32) and labels.shape == (8, 10) and indices.shape == (8,)
+    images, _, _ = datamodule.on_after_batch_transfer((images, labels, indices), 0)
+    assert images.shape == (8, 3, 48, 48) and images.dtype == torch.float32
     query, database = datamodule.test_dataloader()
     assert len(query.dataset) == 20 and len(database.dataset) == 50
     val_query, val_database = datamodule.val_dataloader()

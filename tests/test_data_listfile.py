@@ -46,7 +46,7 @@ def test_datamodules_read_their_lists(
         top_k,
     )
     image, labels, index = datamodule.database_dataset[7]
-    assert image.shape == (3, 32, 32) and image.dtype == torch.float32
+    assert image.shape == (3, 32, 32) and image.dtype == torch.uint8  # normalised on the device
     assert labels.shape == (num_classes,) and labels.dtype == torch.float32 and index == 7
     expected = [int(v) for v in _lines(root / "database.txt")[7].split()[1:]]
     assert labels.tolist() == expected

@@ -17,7 +17,8 @@ from torch.utils.data import DataLoader, Dataset
 from hashbench.data.splits import ROLES, draw_unseen_classes, finish_split, restrict_to_unseen
 
 RetrievalItem = tuple[Tensor, Tensor, int]
-"""One sample: image ``(C, H, W)`` float, multi-hot labels ``(num_classes,)`` float32, index in its split."""
+"""One sample: image ``(C, H, W)`` (float, or uint8 that :attr:`RetrievalDataModule.batch_transform` turns
+into float on the device), multi-hot labels ``(num_classes,)`` float32, index in its split."""
 EvalRole = Literal["query", "database"]
 
 
@@ -70,6 +71,9 @@ class RetrievalDataModule(LightningDataModule):
     are made (unset for a dataset that cannot take images from outside)."""
     image_mode: str = "RGB"
     """PIL mode of the images :attr:`eval_transform` takes."""
+    batch_transform: Callable[[Any, bool], Tensor] | None = None
+    """Run on each batch's images once on the device (``images, training`` → float ``(B, C, H, W)``), by
+    :meth:`on_after_batch_transfer`; ``None``: the images arrive ready."""
 
     def __init__(
         self,
@@ -141,6 +145,15 @@ class RetrievalDataModule(LightningDataModule):
             setattr(self, f"{role}_dataset", make(split[role], role == "train"))
         self.split = split
 
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Apply :attr:`batch_transform` to the images of an ``(images, labels, indices)`` batch on the
+        device: training (random crops and flips) while the trainer trains, evaluation otherwise."""
+        if self.batch_transform is None:
+            return batch
+        images, labels, indices = batch
+        training = self.trainer is not None and self.trainer.training
+        return self.batch_transform(images, training), labels, indices
+
     def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
         return DataLoader(
             dataset,
@@ -183,7 +196,14 @@ class RetrievalDataModule(LightningDataModule):
         transform, mode = getattr(self, "eval_transform", None), self.image_mode
         if transform is None:
             raise NotImplementedError(f"{type(self).__name__} has no evaluation transform for images")
-        return lambda image: transform(image.convert(mode))
+
+        def model_input(image: Image.Image) -> Tensor:
+            item = transform(image.convert(mode))
+            if self.batch_transform is None:
+                return item
+            return self.batch_transform(item.unsqueeze(0), False)[0]
+
+        return model_input
 
     def item_id(self, role: EvalRole, position: int) -> str:
         """A name for item ``position`` of the query or database split (after :meth:`setup`)."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import pickle
 import urllib.error
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +22,12 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.datasets.utils import check_integrity
+from torchvision.transforms import v2
 
 from hashbench.data.base import EvalRole, RetrievalDataModule, RetrievalItem
+from hashbench.data.device import UpsampleBatch
 from hashbench.data.protocols import PROTOCOLS, Protocol
 from hashbench.data.splits import finish_split, split_per_class
-from hashbench.data.transforms import image_transforms
 from hashbench.errors import UserError
 
 FOLDER = "cifar-10-batches-py"
@@ -235,28 +235,26 @@ def download_cifar10(root: str | Path) -> None:
 
 
 class ArrayImageDataset(Dataset):
-    """Images held in memory as uint8 arrays, transformed on access.
+    """Images held in memory, handed over as they are: uint8 ``(3, H, W)`` tensors (the DataModule's
+    :attr:`~hashbench.data.base.RetrievalDataModule.batch_transform` resizes, crops and normalises the
+    batch on the device).
 
     Args:
         images: ``(N, H, W, 3)`` uint8 RGB.
         labels: ``(N, num_classes)`` float32 multi-hot.
-        transform: PIL image → ``(C, H', W')`` float tensor.
     """
 
-    def __init__(
-        self, images: np.ndarray, labels: Tensor, transform: Callable[[Image.Image], Tensor]
-    ) -> None:
+    def __init__(self, images: np.ndarray, labels: Tensor) -> None:
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} label rows")
-        self.images = images
+        self.images = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
         self.labels = labels
-        self.transform = transform
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, index: int) -> RetrievalItem:
-        return self.transform(Image.fromarray(self.images[index])), self.labels[index], index
+        return self.images[index], self.labels[index], index
 
 
 class CIFAR10(RetrievalDataModule):
@@ -288,7 +286,10 @@ class CIFAR10(RetrievalDataModule):
         split_file: a split JSON (as ``hashbench prepare cifar10`` writes) to use instead of drawing one
             from ``seed``, protocol and per-class counts; without ``val_query`` (older files) the
             validation queries are drawn at setup.
-        image_size: side of the square input in pixels (224 for ImageNet backbones, 32 = native).
+        image_size: side of the square input in pixels (224 for ImageNet backbones, 32 = native). The
+            loaders send the 32 px uint8 images; on the device (:meth:`on_after_batch_transfer`, by
+            :class:`~hashbench.data.device.UpsampleBatch`) they are normalised, resized to
+            ``resize_size`` (bilinear), then random-cropped and flipped (training) or centre-cropped.
         resize_size: shorter side before cropping; ``None`` = ``image_size · 256/224``.
         horizontal_flip: random horizontal flips of training images.
         **kwargs: loader options and ``seed`` / ``unseen_classes`` of :class:`RetrievalDataModule`.
@@ -323,7 +324,9 @@ class CIFAR10(RetrievalDataModule):
         self.train_per_class = train_per_class
         self.val_query_per_class = val_query_per_class
         self.split_file = split_file
-        self.train_transform, self.eval_transform = image_transforms(image_size, resize_size, horizontal_flip)
+        self.batch_transform = UpsampleBatch(image_size, resize_size, horizontal_flip)
+        # an image from outside the dataset becomes a 32×32 uint8 CIFAR image, then goes the same way
+        self.eval_transform = v2.Compose([v2.PILToTensor(), v2.Resize((32, 32), antialias=True)])
 
     def prepare_data(self) -> None:
         if self.download:
@@ -356,10 +359,7 @@ class CIFAR10(RetrievalDataModule):
             float_labels = torch.as_tensor(one_hot, dtype=torch.float32)
 
             def subset(positions: np.ndarray, train: bool) -> ArrayImageDataset:
-                transform = self.train_transform if train else self.eval_transform
-                return ArrayImageDataset(
-                    images[positions], float_labels[torch.as_tensor(positions)], transform
-                )
+                return ArrayImageDataset(images[positions], float_labels[torch.as_tensor(positions)])
 
             self.set_datasets(subset, split)
         trainer = self.trainer

@@ -24,11 +24,17 @@ from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 
 from hashbench.data.base import EvalRole, RetrievalDataModule, RetrievalItem
+from hashbench.data.device import DecodeBatch, is_jpeg, normalize_batch, require_cuda
 from hashbench.data.splits import draw_unseen_classes, restrict_to_unseen
-from hashbench.data.transforms import image_transforms
+from hashbench.data.transforms import image_transforms, read_rgb, uint8_transforms
 from hashbench.errors import UserError
 
 BadImagePolicy = Literal["error", "skip"]
+Pipeline = Literal["uint8", "pil", "nvjpeg"]
+"""How images are read: ``uint8`` (torchvision.io decode and uint8 transforms in the workers, normalised on
+the device), ``pil`` (PIL and float transforms in the workers, as before), ``nvjpeg`` (the workers read the
+bytes, the GPU decodes)."""
+PIPELINES: tuple[Pipeline, ...] = ("uint8", "pil", "nvjpeg")
 EmptyLabelPolicy = Literal["drop", "keep", "error"]
 SHOWN = 5
 """How many offending paths or lines a message names."""
@@ -137,9 +143,12 @@ class ImageListDataset(Dataset):
         root: folder the paths are relative to.
         paths: image paths, relative to ``root`` or absolute.
         labels: ``(N, num_classes)`` float32 multi-hot.
-        transform: PIL image → ``(C, H, W)`` float tensor.
+        transform: the decoded image → the item's image; ``None``: the decoded image as it is.
         skip_unreadable: return ``None`` (with a warning) for an image that cannot be decoded instead of
             raising; :func:`collate_readable` then leaves it out of its batch.
+        read: ``uint8``: decode with :func:`~hashbench.data.transforms.read_rgb` to a uint8 ``(3, H, W)``
+            tensor; ``pil``: a PIL RGB image; ``nvjpeg``: a JPEG's file contents as a 1-D uint8 tensor
+            (decoded on the GPU later), other formats decoded as with ``uint8``.
     """
 
     def __init__(
@@ -147,8 +156,9 @@ class ImageListDataset(Dataset):
         root: Path,
         paths: Sequence[str],
         labels: Tensor,
-        transform: Callable[[Image.Image], Tensor],
+        transform: Callable[[Any], Tensor] | None,
         skip_unreadable: bool = False,
+        read: Pipeline = "uint8",
     ) -> None:
         if len(paths) != len(labels):
             raise ValueError(f"{len(paths)} paths but {len(labels)} label rows")
@@ -157,16 +167,26 @@ class ImageListDataset(Dataset):
         self.labels = labels
         self.transform = transform
         self.skip_unreadable = skip_unreadable
+        self.read = read
         self.skipped = 0
 
     def __len__(self) -> int:
         return len(self.paths)
 
+    def _load(self, path: Path) -> Any:
+        if self.read == "pil":
+            with Image.open(path) as file:
+                return file.convert("RGB")
+        if self.read == "nvjpeg":
+            data = path.read_bytes()
+            if is_jpeg(data):
+                return torch.frombuffer(bytearray(data), dtype=torch.uint8)
+        return read_rgb(path)
+
     def __getitem__(self, index: int) -> RetrievalItem | None:
         path = self.root / self.paths[index]
         try:
-            with Image.open(path) as file:
-                image = file.convert("RGB")
+            image = self._load(path)
         except IMAGE_ERRORS as error:
             if not self.skip_unreadable:
                 raise UnreadableImageError(
@@ -180,18 +200,33 @@ class ImageListDataset(Dataset):
                 stacklevel=1,
             )
             return None
-        return self.transform(image), self.labels[index], index
+        return (image if self.transform is None else self.transform(image)), self.labels[index], index
 
 
-def collate_readable(batch: list[RetrievalItem | None]) -> Any:
-    """Collate the items of a batch that could be read (``None`` marks an unreadable image)."""
+def _readable(batch: list[RetrievalItem | None]) -> list[RetrievalItem]:
     items = [item for item in batch if item is not None]
     if not items:
         raise UserError(
             f"all {len(batch)} images of a batch are unreadable; the data is broken. "
             "Set `verify_images: true` in the data's init_args to list the bad files before training."
         )
-    return default_collate(items)
+    return items
+
+
+def collate_readable(batch: list[RetrievalItem | None]) -> Any:
+    """Collate the items of a batch that could be read (``None`` marks an unreadable image)."""
+    return default_collate(_readable(batch))
+
+
+def collate_encoded(batch: list[RetrievalItem | None]) -> tuple[list[Tensor], Tensor, Tensor]:
+    """Like :func:`collate_readable`, but the images (file contents or decoded images of different sizes)
+    stay a list: ``(list of B tensors, (B, C) labels, (B,) indices)``."""
+    items = _readable(batch)
+    return (
+        [image for image, _, _ in items],
+        torch.stack([labels for _, labels, _ in items]),
+        torch.as_tensor([index for _, _, index in items]),
+    )
 
 
 def _pool(lists: dict[str, ImageList]) -> tuple[list[str], np.ndarray, dict[str, np.ndarray]]:
@@ -255,6 +290,12 @@ class ListFileDataModule(RetrievalDataModule):
         image_size: side of the square input in pixels.
         resize_size: shorter side before cropping; ``None`` = ``image_size · 256/224``.
         horizontal_flip: random horizontal flips of training images.
+        pipeline: ``uint8`` (default): the workers decode with torchvision.io and resize, crop and flip
+            uint8 tensors; batches travel as uint8 and are normalised on the device. ``pil``: the former
+            PIL path, float transforms in the workers (for comparison). ``nvjpeg`` (CUDA only): the
+            workers read the files' bytes and the GPU decodes, resizes and crops the batch's JPEGs
+            (other formats are decoded in the workers; an undecodable JPEG stops the run on the device
+            whatever ``bad_images`` says).
         bad_images: ``error`` or ``skip`` missing and undecodable images.
         verify_images: decode every image at setup.
         empty_labels: ``drop``, ``keep`` or ``error`` on label rows with no positive.
@@ -280,6 +321,7 @@ class ListFileDataModule(RetrievalDataModule):
         image_size: int = 224,
         resize_size: int | None = None,
         horizontal_flip: bool = True,
+        pipeline: Pipeline = "uint8",
         bad_images: BadImagePolicy = "error",
         verify_images: bool = False,
         empty_labels: EmptyLabelPolicy = "drop",
@@ -304,7 +346,23 @@ class ListFileDataModule(RetrievalDataModule):
         self.list_files = {"train": train_list, "query": query_list, "database": database_list}
         self.val_list = val_list
         self.val_queries = val_queries
-        self.train_transform, self.eval_transform = image_transforms(image_size, resize_size, horizontal_flip)
+        if pipeline not in PIPELINES:
+            raise UserError(
+                f"{self.dataset_name}: pipeline must be one of {', '.join(PIPELINES)}, got {pipeline!r}"
+            )
+        self.pipeline = pipeline
+        self.train_transform: Callable[[Any], Tensor] | None = None
+        self.eval_transform: Callable[[Any], Tensor] | None = None
+        sizes = (image_size, resize_size, horizontal_flip)
+        if pipeline == "pil":
+            self.train_transform, self.eval_transform = image_transforms(*sizes)
+        elif pipeline == "uint8":
+            self.train_transform, self.eval_transform = uint8_transforms(*sizes)
+            self.batch_transform = normalize_batch
+        else:
+            require_cuda(f"{self.dataset_name}: pipeline: nvjpeg")
+            self.batch_transform = DecodeBatch(*sizes)
+            self.collate_fn = collate_encoded
         self.bad_images = bad_images
         self.verify_images = verify_images
         self.empty_labels = empty_labels
@@ -369,7 +427,12 @@ class ListFileDataModule(RetrievalDataModule):
             transform = self.train_transform if train else self.eval_transform
             chosen = [paths[i] for i in positions]
             return ImageListDataset(
-                root, chosen, float_labels[torch.as_tensor(positions)], transform, skip_unreadable=skip
+                root,
+                chosen,
+                float_labels[torch.as_tensor(positions)],
+                transform,
+                skip_unreadable=skip,
+                read=self.pipeline,
             )
 
         self.set_datasets(dataset, split)

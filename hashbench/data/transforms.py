@@ -1,9 +1,23 @@
 """Image transforms of the hashing papers: resize, crop (random + flip for training, centre for evaluation),
-ImageNet normalisation."""
+ImageNet normalisation.
+
+Two pipelines give these transforms the same meaning:
+
+* ``uint8`` (default): the loader workers decode with ``torchvision.io`` and resize, crop and flip uint8
+  ``(3, H, W)`` tensors (:func:`uint8_transforms`); the batch travels as uint8 and is turned into float and
+  normalised on the device, once per batch (:mod:`hashbench.data.device`).
+* ``pil``: PIL decode and resize, float conversion and normalisation in the workers
+  (:func:`image_transforms`), kept to compare against.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
+from PIL import Image
+from torch import Tensor
+from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms import v2
 
 from hashbench.errors import UserError
@@ -15,6 +29,16 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 def default_resize_size(image_size: int) -> int:
     """The papers' 256:224 ratio: 256 for 224, 37 for 32."""
     return round(image_size * 256 / 224)
+
+
+def checked_resize_size(image_size: int, resize_size: int | None) -> int:
+    """``resize_size`` (``None``: :func:`default_resize_size`), checked to be at least ``image_size``."""
+    resize = default_resize_size(image_size) if resize_size is None else resize_size
+    if image_size < 1 or resize < image_size:
+        raise UserError(
+            f"need 1 <= image_size <= resize_size, got image_size={image_size}, resize_size={resize}"
+        )
+    return resize
 
 
 def image_transforms(
@@ -32,11 +56,7 @@ def image_transforms(
         resize_size: shorter side after resizing, before cropping; ``None`` = ``image_size · 256/224``.
         horizontal_flip: flip training images left-right with probability ½.
     """
-    resize = default_resize_size(image_size) if resize_size is None else resize_size
-    if image_size < 1 or resize < image_size:
-        raise UserError(
-            f"need 1 <= image_size <= resize_size, got image_size={image_size}, resize_size={resize}"
-        )
+    resize = checked_resize_size(image_size, resize_size)
     to_tensor = [
         v2.ToImage(),
         v2.ToDtype(torch.float32, scale=True),
@@ -46,3 +66,36 @@ def image_transforms(
     train = v2.Compose([v2.Resize(resize), v2.RandomCrop(image_size), *flip, *to_tensor])
     evaluation = v2.Compose([v2.Resize(resize), v2.CenterCrop(image_size), *to_tensor])
     return train, evaluation
+
+
+def uint8_transforms(
+    image_size: int = 224, resize_size: int | None = None, horizontal_flip: bool = True
+) -> tuple[v2.Compose, v2.Compose]:
+    """:func:`image_transforms` without the float conversion and normalisation: uint8 ``(3, H, W)`` tensor
+    → uint8 ``(3, image_size, image_size)``, resized with antialiasing (the images are normalised on the
+    device by :func:`hashbench.data.device.normalize`). Works on CPU and CUDA tensors."""
+    resize = checked_resize_size(image_size, resize_size)
+    flip = [v2.RandomHorizontalFlip()] if horizontal_flip else []
+    train = v2.Compose([v2.Resize(resize, antialias=True), v2.RandomCrop(image_size), *flip])
+    evaluation = v2.Compose([v2.Resize(resize, antialias=True), v2.CenterCrop(image_size)])
+    return train, evaluation
+
+
+def read_rgb(path: Path) -> Tensor:
+    """Decode an image file to uint8 RGB ``(3, H, W)``: ``torchvision.io`` (libjpeg-turbo, libpng, …), else
+    PIL for what it cannot decode. Grayscale is repeated over the channels, alpha dropped and CMYK
+    converted, as PIL's ``convert("RGB")`` does.
+
+    Raises:
+        OSError, SyntaxError, ValueError, PIL.Image.DecompressionBombError: neither decoder can read it.
+    """
+    try:
+        return decode_image(str(path), mode=ImageReadMode.RGB)
+    except RuntimeError:
+        with Image.open(path) as file:
+            return pil_to_uint8(file)
+
+
+def pil_to_uint8(image: Image.Image) -> Tensor:
+    """A PIL image of any mode → uint8 RGB ``(3, H, W)`` (``convert("RGB")``)."""
+    return v2.functional.pil_to_tensor(image.convert("RGB"))
