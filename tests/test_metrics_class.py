@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -147,3 +150,12 @@ def test_states_are_packed():
     feed(metric, hq, yq, hx, yx)
     assert all(t.dtype == torch.uint8 and t.shape[1] == 9 for t in metric.database_codes)
     assert float(metric.compute()["mAP@all"]) == pytest.approx(float(mean_average_precision(hq, yq, hx, yx)))
+
+
+def test_import_does_not_load_torchmetrics_or_lightning():
+    """``import hashbench.metrics`` (the functional metrics) does not import torchmetrics or Lightning;
+    ``RetrievalMetric`` is imported on first access (as the other tests here do)."""
+    loaded = "[m for m in ('torchmetrics', 'lightning') if m in sys.modules]"
+    code = f"import sys, hashbench.metrics; print({loaded})"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -10,7 +10,13 @@
 * P@k likewise; P@H<=r is the precision of the Hamming ball (0 for an empty ball, mean over all
   queries); the PR curve over radius 0..m is micro-averaged (pairs pooled over queries).
 * ``RetrievalMetric``: torchmetrics ``Metric`` for DDP (packed ``cat`` states, de-duplicated by index).
+  It and ``dedup_by_index`` are imported on first use (module ``__getattr__``), so that
+  ``import hashbench.metrics`` does not import torchmetrics (seconds) for the functional metrics.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from hashbench.metrics.diagnostics import (
     bit_balance,
@@ -29,7 +35,11 @@ from hashbench.metrics.functional import (
 )
 from hashbench.metrics.packing import hamming_distance, pack_codes, unpack_codes
 from hashbench.metrics.ranking import RankingResult
-from hashbench.metrics.retrieval import RetrievalMetric, dedup_by_index
+
+if TYPE_CHECKING:
+    from hashbench.metrics.retrieval import RetrievalMetric, dedup_by_index
+
+_LAZY = ("RetrievalMetric", "dedup_by_index")  # from hashbench.metrics.retrieval (imports torchmetrics)
 
 __all__ = [
     "RankingResult",
@@ -50,3 +60,11 @@ __all__ = [
     "rank",
     "unpack_codes",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from hashbench.metrics import retrieval
+
+        return getattr(retrieval, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
