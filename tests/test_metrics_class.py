@@ -93,6 +93,18 @@ def test_metric_matches_functional(top_k, ties):
     assert int(rel.sum()) == n_rel
 
 
+def test_engines_agree():
+    """The torch engine (the CUDA path), chosen by ``engine=``, gives the compiled engine's figures."""
+    hq, yq, hx, yx = data(seed=3)
+    out = {}
+    for engine in ("compiled", "torch"):
+        metric = RetrievalMetric(bits=16, top_k=64, ties="expected", engine=engine)
+        feed(metric, hq, yq, hx, yx)
+        out[engine] = metric.compute()
+    for k, v in out["compiled"].items():
+        assert torch.allclose(v, out["torch"][k], atol=1e-6, rtol=0), k
+
+
 def test_order_and_duplicates_do_not_matter():
     hq, yq, hx, yx = data(seed=1)
     ref = RetrievalMetric(bits=16, top_k=64)
@@ -142,6 +154,8 @@ def test_missing_role_and_bad_arguments():
         RetrievalMetric(bits=16, top_k=10).update(hq[:, :8], yq, torch.arange(len(hq)), role="query")
     with pytest.raises(ValueError, match="ties"):
         RetrievalMetric(bits=16, top_k=10, ties="random")
+    with pytest.raises(ValueError, match="engine"):
+        RetrievalMetric(bits=16, top_k=10, engine="gpu")
 
 
 def test_states_are_packed():

@@ -4,6 +4,8 @@ Codes: ±1 (or continuous) real tensors ``(N, m)`` — entries >= 0 count as +1 
 ``(N, ceil(m/8))`` with ``bits=m``. Labels: ``(N, C)`` 0/1 multi-hot or ``(N,)`` integer classes;
 relevant means sharing at least one label. Database items at equal distance are ordered by database
 index ascending (``ties="index"``), or averaged over all their orders (``ties="expected"``).
+``engine`` picks the ranking engine: ``"auto"`` (compiled on CPU, torch elsewhere), ``"compiled"`` or
+``"torch"``; both give the same figures (``hashbench.metrics.ranking``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import torch
 from torch import Tensor
 
 from hashbench.metrics.packing import as_packed, normalize_labels
-from hashbench.metrics.ranking import RankingResult, ranking_pass
+from hashbench.metrics.ranking import Engine, RankingResult, Ties, ranking_pass
 
 __all__ = [
     "mean_average_precision",
@@ -30,8 +32,9 @@ def rank(
     database_labels: Tensor,
     top_k: int | None = None,
     precision_k: int = 1000,
-    ties: str = "index",
+    ties: Ties = "index",
     bits: int | None = None,
+    engine: Engine = "auto",
 ) -> RankingResult:
     """One ranking pass over the database for all queries (the engine behind every metric here)."""
     q, m = as_packed(query_codes, bits)
@@ -42,7 +45,7 @@ def rank(
     if yq.shape[0] != q.shape[0] or yx.shape[0] != x.shape[0]:
         raise ValueError("codes and labels must have the same number of rows")
     x, yq, yx = x.to(q.device), yq.to(q.device), yx.to(q.device)
-    return ranking_pass(q, yq, x, yx, single, m, top_k=top_k, precision_k=precision_k, ties=ties)
+    return ranking_pass(q, yq, x, yx, single, m, top_k, precision_k, ties=ties, engine=engine)
 
 
 def map_from(result: RankingResult) -> Tensor:
@@ -79,13 +82,14 @@ def mean_average_precision(
     database_codes: Tensor,
     database_labels: Tensor,
     top_k: int | None = None,
-    ties: str = "index",
+    ties: Ties = "index",
     bits: int | None = None,
+    engine: Engine = "auto",
 ) -> Tensor:
     """mAP@K: ``AP_q = (1/R_q) Σ_{k<=K} P_q(k) rel_k`` with ``R_q`` the relevant items in the top K,
     ``AP_q = 0`` if ``R_q = 0``, mean over all queries. ``top_k=None``: K = database size (also the clamp).
     """
-    res = rank(query_codes, query_labels, database_codes, database_labels, top_k, 1, ties, bits)
+    res = rank(query_codes, query_labels, database_codes, database_labels, top_k, 1, ties, bits, engine)
     return map_from(res)
 
 
@@ -95,11 +99,12 @@ def precision_at_k(
     database_codes: Tensor,
     database_labels: Tensor,
     k: int = 1000,
-    ties: str = "index",
+    ties: Ties = "index",
     bits: int | None = None,
+    engine: Engine = "auto",
 ) -> Tensor:
     """P@k: relevant items among the top k (k clamped to the database size) over k, mean over queries."""
-    res = rank(query_codes, query_labels, database_codes, database_labels, k, k, ties, bits)
+    res = rank(query_codes, query_labels, database_codes, database_labels, k, k, ties, bits, engine)
     return precision_at_k_from(res)
 
 
@@ -111,13 +116,14 @@ def precision_within_radius(
     radius: int = 2,
     bits: int | None = None,
     return_empty_fraction: bool = False,
+    engine: Engine = "auto",
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Mean over queries of the precision of the Hamming ball ``{x : d(q, x) <= radius}``.
 
     A query whose ball is empty counts as 0. With ``return_empty_fraction=True`` also returns the
     fraction of queries with an empty ball.
     """
-    res = rank(query_codes, query_labels, database_codes, database_labels, 1, 1, "expected", bits)
+    res = rank(query_codes, query_labels, database_codes, database_labels, 1, 1, "expected", bits, engine)
     prec, empty = radius_stats_from(res, radius)
     return (prec, empty) if return_empty_fraction else prec
 
@@ -128,6 +134,7 @@ def pr_curve(
     database_codes: Tensor,
     database_labels: Tensor,
     bits: int | None = None,
+    engine: Engine = "auto",
 ) -> tuple[Tensor, Tensor]:
     """Precision and recall of the Hamming ball for radius ``0..m`` (each of length ``m+1``).
 
@@ -135,5 +142,5 @@ def pr_curve(
     queries before dividing. Precision at a radius where nothing at all is retrieved is 0; recall is 0
     when no query has any relevant item.
     """
-    res = rank(query_codes, query_labels, database_codes, database_labels, 1, 1, "expected", bits)
+    res = rank(query_codes, query_labels, database_codes, database_labels, 1, 1, "expected", bits, engine)
     return pr_from(res)

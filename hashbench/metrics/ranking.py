@@ -6,31 +6,38 @@ exact AP@K and hits@k of the ranking by ascending distance with ties broken by d
 Everything else follows from the histogram: P@H≤r, the PR curve, and tie-aware AP (``ties="expected"``,
 closed form per distance bucket, below).
 
-Two exact engines, chosen by device:
+Two exact engines (``engine="auto"`` picks by device):
 
-* CPU: a compiled (numba) popcount loop over bit-packed codes, two linear scans per query and no sort
-  (``ranking_cpu.py``): within a distance bucket the database order *is* the tie order, so a running
-  count per distance gives every item's rank.
-* Other devices (CUDA): dense torch ops (``ranking_torch.py``): a float64 GEMM of ±1 codes for the
-  distances and ``topk`` on the composite key ``d·N + index``.
+* ``"compiled"`` (CPU): a compiled (numba) popcount loop over bit-packed codes, two linear scans per
+  query and no sort (``ranking_cpu.py``): within a distance bucket the database order *is* the tie
+  order, so a running count per distance gives every item's rank. Tie-aware AP is computed there too,
+  per query from its histogram row: memory O(N) per thread for both tie rules.
+* ``"torch"`` (CUDA and other devices): dense torch ops (``ranking_torch.py``): a float64 GEMM of ±1
+  codes for the distances and ``topk`` on the composite key ``d·N + index``; tie-aware AP from the
+  histograms by :func:`expected_ap` in chunks of queries.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor
 
 from hashbench.metrics.packing import unpack_codes
 
-__all__ = ["RankingResult", "expected_ap", "expected_hits", "ranking_pass"]
+__all__ = ["Engine", "RankingResult", "Ties", "expected_ap", "expected_hits", "ranking_pass"]
 
-# "auto": compiled on CPU (within its limits: 2d + r fits 16 bits, ranks fit 31), torch elsewhere;
-# tests force "torch" to check the device path on CPU
-_BACKEND = "auto"
+Engine = Literal["auto", "compiled", "torch"]
+Ties = Literal["index", "expected"]
+
+# the compiled engine's limits: 2d + r fits 16 bits, ranks fit 31
 _COMPILED_MAX_BITS = 32766
 _COMPILED_MAX_ITEMS = 2**31 - 1
+# tie-aware AP in torch: at most this many (query, j) elements per chunk of queries (j: the relevant
+# count in the bucket cut by rank K), so memory stays bounded whatever Q and K
+_EXPECTED_CHUNK_ELEMENTS = 1 << 20
 
 
 @dataclass
@@ -61,17 +68,18 @@ def ranking_pass(
     bits: int,
     top_k: int | None,
     precision_k: int,
-    ties: str = "index",
+    ties: Ties = "index",
     workers: int | None = None,
-    backend: str | None = None,
+    engine: Engine = "auto",
 ) -> RankingResult:
     """Rank the database for every query (ascending Hamming distance) and collect statistics.
 
     Codes are bit-packed uint8 ``(Q, ceil(m/8))``/``(N, ceil(m/8))`` of ``bits = m``; labels are int64
     class indices (``single=True``) or 0/1 multi-hot ``(·, C)``. ``top_k=None`` means the whole
     database; ``top_k`` and ``precision_k`` are clamped to ``[1, N]``. On CPU, chunks of queries run
-    on ``workers`` threads (default ``torch.get_num_threads()``). ``backend``: ``"compiled"`` (CPU
-    only), ``"torch"`` or ``None`` for the default by device.
+    on ``workers`` threads (default ``torch.get_num_threads()``). ``engine``: ``"compiled"`` (CPU
+    tensors only), ``"torch"`` (any device) or ``"auto"``: compiled on CPU within its limits (m <= 32766,
+    N < 2^31), torch elsewhere. Both give the same figures.
     """
     if ties not in ("index", "expected"):
         raise ValueError(f"ties must be 'index' or 'expected', got {ties!r}")
@@ -83,11 +91,17 @@ def ranking_pass(
     k = n if top_k is None else max(1, min(int(top_k), n))
     pk = max(1, min(int(precision_k), n))
     device = query_packed.device
-    backend = backend or _BACKEND
-    if backend == "auto":
-        compiled = device.type == "cpu" and bits <= _COMPILED_MAX_BITS and n <= _COMPILED_MAX_ITEMS
-        backend = "compiled" if compiled else "torch"
-    if backend == "compiled":
+    if engine not in ("auto", "compiled", "torch"):
+        raise ValueError(f"engine must be 'auto', 'compiled' or 'torch', got {engine!r}")
+    fits = bits <= _COMPILED_MAX_BITS and n <= _COMPILED_MAX_ITEMS
+    if engine == "compiled" and (device.type != "cpu" or not fits):
+        raise ValueError(
+            f"engine='compiled' needs CPU tensors, at most {_COMPILED_MAX_BITS} bits and fewer than 2^31 "
+            f"database items (got {device.type}, {bits} bits, {n} items): use engine='torch' or 'auto'"
+        )
+    if engine == "auto":
+        engine = "compiled" if device.type == "cpu" and fits else "torch"
+    if engine == "compiled":
         from hashbench.metrics.ranking_cpu import rank_cpu
 
         workers = torch.get_num_threads() if workers is None else workers
@@ -101,15 +115,26 @@ def ranking_pass(
         q = unpack_codes(query_packed, bits, torch.float64)
         x = unpack_codes(database_packed, bits, torch.float64)
         hist, ap, hits = rank_torch(q, query_labels, x, database_labels, single, k, pk, ties == "index")
-    if ties == "expected":
-        n_d = hist.sum(2).double()
-        r_d = hist[:, :, 1].double()
-        ap = expected_ap(n_d, r_d, k, _harmonic(n, device))
-        hits = expected_hits(n_d, r_d, pk)
+        if ties == "expected":
+            ap, hits = _expected_from_hist(hist, k, pk)
     return RankingResult(bits, n, k, pk, ties, hist, ap, hits)
 
 
 # ----------------------------------------------------------------------------- tie-aware AP
+
+
+def _expected_from_hist(hist: Tensor, k: int, pk: int) -> tuple[Tensor, Tensor]:
+    """Tie-aware AP@k and hits@pk from the histograms ``(Q, m+1, 2)``, in chunks of queries."""
+    n_d = hist.sum(2).double()
+    r_d = hist[:, :, 1].double()
+    harmonic = _harmonic(int(n_d[0].sum().item()), hist.device)
+    dcut, _, t = _cut(n_d, k)
+    j_max = int(torch.minimum(r_d.gather(1, dcut).squeeze(1), t).max().item())
+    rows = max(1, _EXPECTED_CHUNK_ELEMENTS // (j_max + 1))
+    ap = torch.cat(
+        [expected_ap(n_d[s : s + rows], r_d[s : s + rows], k, harmonic) for s in range(0, len(n_d), rows)]
+    )
+    return ap, expected_hits(n_d, r_d, pk)
 
 
 def _harmonic(n: int, device: torch.device) -> Tensor:
@@ -174,6 +199,7 @@ def expected_ap(n_d: Tensor, r_d: Tensor, k: int, harmonic: Tensor) -> Tensor:
     # hypergeometric pmf of j relevant among the t taken from the cut bucket
     log_p = _log_comb(r_, jc) + _log_comb(n_ - r_, (t_ - jc).clamp(min=0)) - _log_comb(n_, t_)
     p = torch.where(valid, torch.exp(log_p), 0.0)
+    p = p / p.sum(1, keepdim=True)  # removes the common rounding of the log-gamma terms
     c = bucket_sum(nb_cut[:, None].expand_as(jc), rb_cut[:, None].expand_as(jc), t_.expand_as(jc), jc)
     denom = rb_cut[:, None] + jc
     term = torch.where(valid & (denom > 0), p * (a_full[:, None] + c) / denom.clamp(min=1), 0.0)

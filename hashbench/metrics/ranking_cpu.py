@@ -17,6 +17,10 @@ For each query, in database order:
    resolved at the end from each relevant item's counter and ``d``, so when most items are candidates
    (``max(K, k) >= N/2``, e.g. mAP over the whole database) the counting runs during step 1 instead of
    the histogram, and the final counters are the histogram: one pass.
+3. **Tie-aware AP** (``ties="expected"`` only) from the histogram row alone, in closed form per distance
+   bucket (see ``hashbench.metrics.ranking.expected_ap``): O(m) for the full buckets plus a sum over the
+   hypergeometric count of relevant items in the bucket cut by rank K, whose weights follow from one
+   another by their ratio (no factorials, no lookup beyond the harmonic numbers ``H[0..N]``).
 
 Query chunks run on a thread pool: the compiled loops release the GIL.
 """
@@ -129,9 +133,88 @@ def _base_and_cut(row, k_max, base):
 
 
 @numba.njit(nogil=True, cache=True)
-def _rank_queries(q, q_lab, x_t, lab_t, single, bits, top_k, precision_k, index_ties, hist, ap, hits):
+def _bucket_sum(nb, rb, size, rel, harmonic):
+    """Expected ``Σ (rb + s) / (nb + p)`` over the relevant items of the first ``size`` positions of a
+    bucket, ``rel`` of them relevant, in a uniformly random order: position ``p`` (rank ``nb + p``) is
+    relevant with probability ``rel/size`` and then has ``(p-1)(rel-1)/(size-1)`` relevant before it in
+    the bucket, on average; ``Σ_p 1/(nb+p) = H[nb+size] - H[nb]``."""
+    if rel == 0:
+        return 0.0
+    dh = harmonic[nb + size] - harmonic[nb]
+    frac = (rel - 1) / (size - 1) if size > 1 else 0.0
+    return rel / size * ((rb + 1) * dh + frac * (size - (nb + 1) * dh))
+
+
+@numba.njit(nogil=True, cache=True)
+def _cut_term(a_full, nb, rb, t, j, harmonic):
+    """AP@K when ``j`` of the ``t`` items taken from the cut bucket are relevant."""
+    if rb + j == 0:
+        return 0.0
+    return (a_full + _bucket_sum(nb, rb, t, j, harmonic)) / (rb + j)
+
+
+@numba.njit(nogil=True, cache=True)
+def _cut_expectation(a_full, nb, rb, n, r, t, harmonic):
+    """Expected AP@K over the hypergeometric number ``j`` of relevant items among the ``t`` taken from the
+    cut bucket (``n`` items, ``r`` relevant). Weights relative to the mode, by the ratio
+    ``w(j+1)/w(j) = (r-j)(t-j) / ((j+1)(n-r-t+j+1))``, normalised by their sum; the tails stop once a
+    weight falls below 1e-300 of the mode's."""
+    lo = max(0, t - (n - r))
+    hi = min(r, t)
+    mode = min(hi, max(lo, (t + 1) * (r + 1) // (n + 2)))
+    total = _cut_term(a_full, nb, rb, t, mode, harmonic)
+    weights = 1.0
+    w = 1.0
+    for j in range(mode, hi):
+        w *= (r - j) * (t - j) / ((j + 1.0) * (n - r - t + j + 1.0))
+        if w < 1e-300:
+            break
+        total += w * _cut_term(a_full, nb, rb, t, j + 1, harmonic)
+        weights += w
+    w = 1.0
+    for j in range(mode, lo, -1):
+        w *= j * (n - r - t + j) / ((r - j + 1.0) * (t - j + 1.0))
+        if w < 1e-300:
+            break
+        total += w * _cut_term(a_full, nb, rb, t, j - 1, harmonic)
+        weights += w
+    return total / weights
+
+
+@numba.njit(nogil=True, cache=True)
+def _expected_ap_and_hits(row, top_k, precision_k, harmonic):
+    """Tie-aware AP@top_k and expected hits@precision_k from one histogram row (bins ``2d + r``)."""
+    nb = 0
+    rb = 0
+    a_full = 0.0
+    ap = -1.0
+    hits = -1.0
+    for d in range(row.shape[0] // 2):
+        n_d = row[2 * d] + row[2 * d + 1]
+        r_d = row[2 * d + 1]
+        if n_d == 0:
+            continue
+        if hits < 0 and nb + n_d >= precision_k:
+            hits = rb + (precision_k - nb) * r_d / n_d
+        if ap < 0:
+            if nb + n_d < top_k:
+                a_full += _bucket_sum(nb, rb, n_d, r_d, harmonic)
+            else:
+                ap = _cut_expectation(a_full, nb, rb, n_d, r_d, top_k - nb, harmonic)
+        if ap >= 0 and hits >= 0:
+            break
+        nb += n_d
+        rb += r_d
+    return ap, hits
+
+
+@numba.njit(nogil=True, cache=True)
+def _rank_queries(
+    q, q_lab, x_t, lab_t, single, bits, top_k, precision_k, index_ties, harmonic, hist, ap, hits
+):
     """Queries ``q`` ``(B, W)`` uint64 against the database ``x_t`` ``(W, N)``: fills ``hist`` ``(B, 2(m+1))``
-    (bin ``2d + r``), and with ``index_ties`` AP@top_k into ``ap`` and hits@precision_k into ``hits``.
+    (bin ``2d + r``), AP@top_k into ``ap`` and hits@precision_k into ``hits``: ties by database index with
+    ``index_ties``, else their expectation over all orders of tied items (``harmonic``: ``H[0..N]``).
 
     When the top ``max(K, k)`` is at least half the database, every item is counted as it is met (one
     pass; the counters end as the histogram); otherwise pass 1 histograms the row and keeps it, and
@@ -179,6 +262,7 @@ def _rank_queries(q, q_lab, x_t, lab_t, single, bits, top_k, precision_k, index_
             for b in range(n_bins):
                 row[b] = h4[0, b] + h4[1, b] + h4[2, b] + h4[3, b]
         if not index_ties:
+            ap[j], hits[j] = _expected_ap_and_hits(row, top_k, precision_k, harmonic)
             continue
         v_max = _base_and_cut(row, k_max, base)
         if keep_row:
@@ -217,8 +301,9 @@ def rank_cpu(
 
     Limits (checked by the caller): ``m <= 32766`` (``2d + r`` is a uint16) and ``N < 2**31``.
 
-    ``top_k`` and ``precision_k`` are already clamped to ``[1, N]``; ``ap``/``hits`` are filled only
-    with ``index_ties`` (zeros otherwise). ``workers`` threads each take chunks of queries.
+    ``top_k`` and ``precision_k`` are already clamped to ``[1, N]``; ``ap``/``hits`` are under ties by
+    database index with ``index_ties``, else tie-aware expectations. ``workers`` threads each take chunks
+    of queries.
     """
     q = _words(query_packed.numpy())
     q_lab = np.ascontiguousarray(_label_words(query_labels, single))
@@ -228,11 +313,15 @@ def rank_cpu(
     hist = np.zeros((n_q, 2 * (bits + 1)), np.int64)
     ap = np.zeros(n_q)
     hits = np.zeros(n_q)
+    n = x_t.shape[1]
+    harmonic = np.zeros(0 if index_ties else n + 1)
+    if not index_ties:
+        harmonic[1:] = np.cumsum(1.0 / np.arange(1, n + 1))
 
     def run(s: int) -> None:
         e = min(n_q, s + _CHUNK_QUERIES)
         _rank_queries(
-            q[s:e], q_lab[s:e], x_t, lab_t, single, bits, top_k, precision_k, index_ties,
+            q[s:e], q_lab[s:e], x_t, lab_t, single, bits, top_k, precision_k, index_ties, harmonic,
             hist[s:e], ap[s:e], hits[s:e],
         )  # fmt: skip
 
