@@ -109,8 +109,8 @@ class HashingModule(LightningModule):
             multi_label=datamodule.multi_label,
         )
         self.loss.setup(context)
-        self.val_metric = self._new_metric(datamodule.top_k)
-        self.test_metric = self._new_metric(datamodule.top_k)
+        self.val_metric = self._new_metric(datamodule.top_k, datamodule.multi_label)
+        self.test_metric = self._new_metric(datamodule.top_k, datamodule.multi_label)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.loss.context is not None:
@@ -121,9 +121,14 @@ class HashingModule(LightningModule):
         if self.loss.context is None and "loss_context" in checkpoint:
             self.loss.setup(TrainingContext(**checkpoint["loss_context"]))
 
-    def _new_metric(self, top_k: int | None) -> RetrievalMetric:
+    def _new_metric(self, top_k: int | None, multi_label: bool) -> RetrievalMetric:
+        """Multi-label data also gets ACG, NDCG and WAP at ``top_k`` (graded by shared labels)."""
         return RetrievalMetric(
-            bits=self.bits, top_k=top_k, precision_k=self.precision_k, radius=self.hamming_radius
+            bits=self.bits,
+            top_k=top_k,
+            precision_k=self.precision_k,
+            radius=self.hamming_radius,
+            multi_label=multi_label,
         ).to(self.device)
 
     # -------------------------------------------------------------------------------- training

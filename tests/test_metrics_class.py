@@ -13,6 +13,7 @@ from hashbench.metrics import (
     bit_correlation,
     bit_entropy,
     code_usage,
+    graded_metrics,
     mean_average_precision,
     pr_curve,
     precision_at_k,
@@ -93,14 +94,34 @@ def test_metric_matches_functional(top_k, ties):
     assert int(rel.sum()) == n_rel
 
 
+@pytest.mark.parametrize("top_k", [None, 100])
+def test_multi_label_adds_graded_metrics(top_k):
+    """``multi_label=True`` adds ACG, NDCG and WAP at K, equal to the functional ones; the rest unchanged."""
+    hq, yq, hx, yx = data(seed=4)
+    plain = RetrievalMetric(bits=16, top_k=top_k)
+    graded = RetrievalMetric(bits=16, top_k=top_k, multi_label=True)
+    for metric in (plain, graded):
+        feed(metric, hq, yq, hx, yx)
+    a, b = plain.compute(), graded.compute()
+    k = "all" if top_k is None else top_k
+    names = [f"ACG@{k}", f"NDCG@{k}", f"WAP@{k}"]
+    assert set(b) == set(a) | set(names)
+    for name, value in zip(names, graded_metrics(hq, yq, hx, yx, top_k=top_k), strict=True):
+        assert torch.equal(b[name], value), name
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    with pytest.raises(ValueError, match="ties='index'"):
+        RetrievalMetric(bits=16, top_k=10, ties="expected", multi_label=True)
+
+
 def test_engines_agree():
     """The torch engine (the CUDA path), chosen by ``engine=``, gives the compiled engine's figures."""
     hq, yq, hx, yx = data(seed=3)
     out = {}
     for engine in ("compiled", "torch"):
-        metric = RetrievalMetric(bits=16, top_k=64, ties="expected", engine=engine)
-        feed(metric, hq, yq, hx, yx)
-        out[engine] = metric.compute()
+        for ties, multi_label in (("expected", False), ("index", True)):
+            metric = RetrievalMetric(bits=16, top_k=64, ties=ties, engine=engine, multi_label=multi_label)
+            feed(metric, hq, yq, hx, yx)
+            out[engine] = {f"{ties}/{k}": v for k, v in metric.compute().items()} | out.get(engine, {})
     for k, v in out["compiled"].items():
         assert torch.allclose(v, out["torch"][k], atol=1e-6, rtol=0), k
 

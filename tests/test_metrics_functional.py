@@ -14,6 +14,7 @@ from hashbench.metrics import (
     bit_correlation,
     bit_entropy,
     code_usage,
+    graded_metrics,
     hamming_distance,
     mean_average_precision,
     pack_codes,
@@ -165,6 +166,47 @@ def test_map_matches_bruteforce(case, k, engine):
     got = mean_average_precision(qc, ql, xc, xl, top_k=k, engine=engine)
     assert got.dim() == 0
     assert float(got) == pytest.approx(ref_map(qc, ql, xc, xl, k), abs=1e-6)
+
+
+def ref_graded(qc, ql, xc, xl, k):
+    """Per query (ACG@k, NDCG@k, WAP@k) with grades = shared labels, ranking by (distance, index)."""
+    out = []
+    all_grades = (ql.double() @ xl.double().T).long().tolist()  # shared labels of every pair
+    for (d, _), grades in zip(_dists_rels(qc, ql, xc, xl), all_grades, strict=True):
+        kk = len(d) if k is None else min(k, len(d))
+        order = sorted(range(len(d)), key=lambda j: (d[j], j))
+        top = [grades[j] for j in order[:kk]]
+        ideal = sorted(grades, reverse=True)[:kk]
+        dcg = sum((2**g - 1) / math.log2(1 + i) for i, g in enumerate(top, start=1))
+        idcg = sum((2**g - 1) / math.log2(1 + i) for i, g in enumerate(ideal, start=1))
+        acg_at = [sum(top[:i]) / i for i in range(1, kk + 1)]
+        n_rel = sum(g > 0 for g in top)
+        wap = sum(a for a, g in zip(acg_at, top, strict=True) if g > 0) / n_rel if n_rel else 0.0
+        out.append((sum(top) / kk, dcg / idcg if idcg else 0.0, wap))
+    return out
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c["multi"]])
+@pytest.mark.parametrize("k", [None, 1, 37, 10_000])
+def test_graded_metrics_match_bruteforce(case, k, engine):
+    """ACG, NDCG and WAP (multi-label, grades = shared labels) per query equal the brute force."""
+    qc, ql, xc, xl = make_case(**case)
+    res = rank(qc, ql, xc, xl, top_k=k, precision_k=1, graded=True, engine=engine)
+    ref = ref_graded(qc, ql, xc, xl, k)
+    for i, name in enumerate(("acg", "ndcg", "wap")):
+        assert getattr(res, name).tolist() == pytest.approx([r[i] for r in ref], abs=1e-12), name
+    means = graded_metrics(qc, ql, xc, xl, top_k=k, engine=engine)
+    assert [float(v) for v in means] == pytest.approx([sum(r[i] for r in ref) / len(ref) for i in range(3)])
+    assert float(means[1]) > 0 and ref[0] == (0.0, 0.0, 0.0)  # the query without labels scores 0
+
+
+def test_graded_metrics_need_multi_hot_labels_and_index_ties():
+    qc, ql, xc, xl = make_case(m=5, multi=False)
+    with pytest.raises(ValueError, match="multi-hot"):
+        graded_metrics(qc, ql, xc, xl)
+    qc, ql, xc, xl = make_case(m=5, multi=True)
+    with pytest.raises(ValueError, match="ties='index'"):
+        rank(qc, ql, xc, xl, ties="expected", graded=True)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -415,10 +457,16 @@ def test_ranking_blocks_words_and_threads(workers, case, engine):
     yq, yx, single = normalize_labels(ql, xl)
     n, m = case["n"], case["m"]
     for k, pk in [(30, 7), (5, 60), (n, 10), (None, n - 1)]:
-        res = ranking_pass(qp, yq, xp, yx, single, m, k, pk, workers=workers, engine=engine)
+        res = ranking_pass(
+            qp, yq, xp, yx, single, m, k, pk, workers=workers, engine=engine, graded=not single
+        )
         ref_ap, ref_hits = _per_query_ref(qc, ql, xc, xl, k or n, pk)
         assert res.ap.tolist() == pytest.approx(ref_ap, abs=1e-12)
         assert res.hits.tolist() == ref_hits
+        if not single:  # both passes (K < N/2) and the single pass (K >= N/2) with grades
+            ref = ref_graded(qc, ql, xc, xl, k)
+            assert res.wap.tolist() == pytest.approx([r[2] for r in ref], abs=1e-12)
+            assert res.ndcg.tolist() == pytest.approx([r[1] for r in ref], abs=1e-12)
 
 
 def _expected_ap_by_bucket(d, r, k):

@@ -9,6 +9,7 @@
   when ``R_q = 0``, mean over all queries; ``top_k=None`` is K = N; K > N is clamped to N.
 * P@k likewise; P@H<=r is the precision of the Hamming ball (0 for an empty ball, mean over all
   queries); the PR curve over radius 0..m is micro-averaged (pairs pooled over queries).
+* Multi-label, graded relevance ``r = y_q · y_x``: ACG@K, NDCG@K, WAP@K (``graded_metrics``).
 * ``RetrievalMetric``: torchmetrics ``Metric`` for DDP (packed ``cat`` states, de-duplicated by index).
   It and ``dedup_by_index`` are imported on first use (module ``__getattr__``), so that
   ``import hashbench.metrics`` does not import torchmetrics (seconds) for the functional metrics.
@@ -27,6 +28,7 @@ from hashbench.metrics.diagnostics import (
     quantization_error,
 )
 from hashbench.metrics.functional import (
+    graded_metrics,
     mean_average_precision,
     pr_curve,
     precision_at_k,
@@ -49,6 +51,7 @@ __all__ = [
     "bit_entropy",
     "code_usage",
     "dedup_by_index",
+    "graded_metrics",
     "hamming_distance",
     "mean_average_precision",
     "pack_codes",

@@ -17,6 +17,7 @@ from hashbench.metrics.packing import as_packed, normalize_labels
 from hashbench.metrics.ranking import Engine, RankingResult, Ties, ranking_pass
 
 __all__ = [
+    "graded_metrics",
     "mean_average_precision",
     "pr_curve",
     "precision_at_k",
@@ -35,8 +36,10 @@ def rank(
     ties: Ties = "index",
     bits: int | None = None,
     engine: Engine = "auto",
+    graded: bool = False,
 ) -> RankingResult:
-    """One ranking pass over the database for all queries (the engine behind every metric here)."""
+    """One ranking pass over the database for all queries (the engine behind every metric here);
+    ``graded``: also ACG, NDCG and WAP at ``top_k`` (multi-hot labels, ``ties="index"``)."""
     q, m = as_packed(query_codes, bits)
     x, mx = as_packed(database_codes, bits if bits is not None else m)
     if m != mx:
@@ -45,7 +48,14 @@ def rank(
     if yq.shape[0] != q.shape[0] or yx.shape[0] != x.shape[0]:
         raise ValueError("codes and labels must have the same number of rows")
     x, yq, yx = x.to(q.device), yq.to(q.device), yx.to(q.device)
-    return ranking_pass(q, yq, x, yx, single, m, top_k, precision_k, ties=ties, engine=engine)
+    return ranking_pass(q, yq, x, yx, single, m, top_k, precision_k, ties, engine=engine, graded=graded)
+
+
+def graded_from(result: RankingResult) -> tuple[Tensor, Tensor, Tensor]:
+    """Means over queries of ACG, NDCG and WAP (float32) of a ``graded`` ranking pass."""
+    if result.acg is None or result.ndcg is None or result.wap is None:
+        raise ValueError("the ranking pass was run without graded=True")
+    return result.acg.mean().float(), result.ndcg.mean().float(), result.wap.mean().float()
 
 
 def map_from(result: RankingResult) -> Tensor:
@@ -91,6 +101,30 @@ def mean_average_precision(
     """
     res = rank(query_codes, query_labels, database_codes, database_labels, top_k, 1, ties, bits, engine)
     return map_from(res)
+
+
+def graded_metrics(
+    query_codes: Tensor,
+    query_labels: Tensor,
+    database_codes: Tensor,
+    database_labels: Tensor,
+    top_k: int | None = None,
+    bits: int | None = None,
+    engine: Engine = "auto",
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Multi-label retrieval with graded relevance ``r = y_q · y_x`` (shared labels), ties by index:
+    ``(ACG@K, NDCG@K, WAP@K)``, each the mean over all queries (float32 0-d). Labels: ``(N, C)`` multi-hot.
+
+    Definitions (Zhao et al., CVPR 2015, as ``hashbench.metrics.ranking``): ``ACG@K = (1/K) Σ_{k<=K} r_k``;
+    ``NDCG@K = DCG@K / IDCG@K`` with ``DCG@K = Σ_{k<=K} (2^{r_k} - 1)/log2(1+k)`` and IDCG@K from the whole
+    database sorted by grade (NDCG 0 for a query sharing no label with the database);
+    ``WAP@K = (1/R) Σ_{k<=K} rel_k ACG@k`` with ``R`` the relevant items in the top K (0 if none).
+    ``top_k=None``: K = database size (also the clamp).
+    """
+    res = rank(
+        query_codes, query_labels, database_codes, database_labels, top_k, 1, "index", bits, engine, True
+    )
+    return graded_from(res)
 
 
 def precision_at_k(

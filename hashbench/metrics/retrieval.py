@@ -16,7 +16,13 @@ from hashbench.metrics.diagnostics import (
     entropy_of_balance,
     quantization_angles,
 )
-from hashbench.metrics.functional import map_from, pr_from, precision_at_k_from, radius_stats_from
+from hashbench.metrics.functional import (
+    graded_from,
+    map_from,
+    pr_from,
+    precision_at_k_from,
+    radius_stats_from,
+)
 from hashbench.metrics.packing import pack_codes
 from hashbench.metrics.ranking import Engine, Ties, ranking_pass
 
@@ -52,6 +58,10 @@ class RetrievalMetric(Metric):
     ``mAP@K``, ``P@k``, ``P@H<=r``, ``bit_entropy`` and ``code_usage``; lower for ``empty_ball@H<=r``,
     ``quantization_error`` and ``bit_correlation``. ``engine`` and ``ties``: as in
     :func:`hashbench.metrics.rank`.
+
+    ``multi_label=True`` adds the graded-relevance figures of multi-label retrieval (grade = number of
+    shared labels, ties by index; :func:`hashbench.metrics.graded_metrics`): ``ACG@K``, ``NDCG@K`` and
+    ``WAP@K`` (higher is better), computed in the same ranking pass; it needs ``ties="index"``.
     """
 
     full_state_update = False
@@ -66,6 +76,7 @@ class RetrievalMetric(Metric):
         radius: int = 2,
         ties: Ties = "index",
         engine: Engine = "auto",
+        multi_label: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -73,6 +84,8 @@ class RetrievalMetric(Metric):
             raise ValueError(f"ties must be 'index' or 'expected', got {ties!r}")
         if engine not in ("auto", "compiled", "torch"):
             raise ValueError(f"engine must be 'auto', 'compiled' or 'torch', got {engine!r}")
+        if multi_label and ties != "index":
+            raise ValueError("multi_label=True (ACG, NDCG, WAP) ranks with ties by index: use ties='index'")
         if bits < 1:
             raise ValueError(f"bits must be >= 1, got {bits}")
         self.bits = int(bits)
@@ -81,6 +94,7 @@ class RetrievalMetric(Metric):
         self.radius = int(radius)
         self.ties: Ties = ties
         self.engine: Engine = engine
+        self.multi_label = bool(multi_label)
         for role in _ROLES:
             self.add_state(f"{role}_codes", default=[], dist_reduce_fx="cat")
             self.add_state(f"{role}_labels", default=[], dist_reduce_fx="cat")
@@ -89,7 +103,11 @@ class RetrievalMetric(Metric):
 
     @property
     def map_key(self) -> str:
-        return "mAP@all" if self.top_k is None else f"mAP@{self.top_k}"
+        return f"mAP@{self._k_name}"
+
+    @property
+    def _k_name(self) -> str:
+        return "all" if self.top_k is None else str(self.top_k)
 
     def update(self, h: Tensor, labels: Tensor, indices: Tensor, role: str) -> None:
         if role not in _ROLES:
@@ -142,6 +160,7 @@ class RetrievalMetric(Metric):
             precision_k=self.precision_k,
             ties=self.ties,
             engine=self.engine,
+            graded=self.multi_label,
         )
         p_r, empty = radius_stats_from(res, self.radius)
         pr_p, pr_r = pr_from(res)
@@ -162,4 +181,7 @@ class RetrievalMetric(Metric):
             "curve/hamming_hist_relevant": pooled[:, 1],
             "curve/hamming_hist_irrelevant": pooled[:, 0],
         }
+        if self.multi_label:
+            acg, ndcg, wap = graded_from(res)
+            out.update({f"ACG@{self._k_name}": acg, f"NDCG@{self._k_name}": ndcg, f"WAP@{self._k_name}": wap})
         return out
