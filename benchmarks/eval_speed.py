@@ -2,7 +2,7 @@
 
     python benchmarks/eval_speed.py            # full table (about a minute or two on 2 cores)
     python benchmarks/eval_speed.py --quick    # smaller reference runs
-    python benchmarks/eval_speed.py --quick --scale 0.01 --repeats 1   # smoke run (tests), not the README's
+    python benchmarks/eval_speed.py --quick --scale 0.01 --repeats 1 --cases 0 1  # smoke run (tests)
     python benchmarks/eval_speed.py --imports  # import times only
 
 Every case runs in a fresh subprocess so that its peak memory can be measured: the increase of the
@@ -14,7 +14,7 @@ cases also ``ties="index"`` with the graded metrics (ACG, NDCG, WAP at K, ``grad
 
 Import times: wall clock of ``import torch``, then ``import hashbench.metrics``, then the first access
 to ``hashbench.metrics.RetrievalMetric`` (which imports torchmetrics), each in a fresh interpreter,
-best of 5.
+best of ``--repeats``.
 
 The reference is the way public hashing code evaluates (e.g. DeepHash-pytorch ``CalcTopMap``): for
 each query a ±1 matrix product for the Hamming distances, a full ``np.argsort`` (made stable here so
@@ -323,7 +323,7 @@ print(t1 - t0, t2 - t1, t3 - t2, ",".join(loaded) or "-")
 """
 
 
-def import_times(runs: int = 5) -> dict:
+def import_times(runs: int) -> dict:
     """Seconds of each import stage in a fresh interpreter (best of ``runs``), and which of torchmetrics /
     lightning were loaded once ``RetrievalMetric`` was accessed."""
     best = [float("inf")] * 3
@@ -334,11 +334,13 @@ def import_times(runs: int = 5) -> dict:
         )
         *times, loaded = out.stdout.split()
         best = [min(b, float(t)) for b, t in zip(best, times, strict=True)]
-    return dict(stages=dict(zip(_IMPORT_STAGES, best, strict=True)), loaded_after_access=loaded)
+    return dict(stages=dict(zip(_IMPORT_STAGES, best, strict=True)), loaded_after_access=loaded, runs=runs)
 
 
 def print_import_times(imports: dict) -> None:
-    print("Import times (fresh interpreter, best of 5; each stage on top of the previous one):")
+    print(
+        f"Import times (fresh interpreter, best of {imports['runs']}; each stage on top of the previous one):"
+    )
     print()
     print("| stage | seconds |")
     print("|---|---:|")
@@ -372,6 +374,9 @@ def main() -> None:
         "--scale", type=float, default=1.0, help="fraction of every case's queries and database (smoke runs)"
     )
     ap.add_argument("--imports", action="store_true", help="print the import times only")
+    ap.add_argument(
+        "--cases", type=int, nargs="+", default=list(range(len(CASES))), help="indices of the cases to run"
+    )
     ap.add_argument("--case", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--ties", default="index", help=argparse.SUPPRESS)
     ap.add_argument("--graded", action="store_true", help=argparse.SUPPRESS)
@@ -380,7 +385,7 @@ def main() -> None:
     ap.add_argument("--ref-queries", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.imports:
-        print_import_times(import_times())
+        print_import_times(import_times(max(1, args.repeats)))
         return
     if args.kernels:  # worker process
         torch.set_num_threads(1)
@@ -405,7 +410,8 @@ def main() -> None:
     )
     rows = []
     scale = ["--scale", str(args.scale)]
-    for i, case in enumerate(CASES):
+    for i in args.cases:
+        case = CASES[i]
         nus = case[0] == "NUS-WIDE"
         ref_q = (20 if nus else 100) if args.quick else (100 if nus else 300)
         ref_q = min(scaled(case, args.scale)[1], ref_q)
@@ -426,7 +432,7 @@ def main() -> None:
         )
     metric = _worker(["--case", "0", "--metric-class", *scale])
     kernels = _worker(["--kernels", *scale])
-    imports = import_times()
+    imports = import_times(max(1, args.repeats))
 
     head = (
         "| case | queries × database | bits | K | hashbench (s) | other load (cores) | pairs/s "
@@ -481,7 +487,9 @@ def main() -> None:
         "processes during the reported run (machine-wide CPU time by psutil): on a shared machine "
         "hashbench then has less than 2 cores, while the single-threaded reference is barely affected."
     )
-    nus = rows[0]
+    nus = next((r for r in rows if r["name"] == "NUS-WIDE" and r["bits"] == 64), None)
+    if nus is None:  # not among the --cases
+        return
     pairs = nus["nq"] * nus["nx"]
     per_core = nus["seconds"] * nus["threads"] / pairs * 1e9
     floor = dict(kernels)["compiled popcount: distances + relevance"]
