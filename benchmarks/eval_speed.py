@@ -2,12 +2,19 @@
 
     python benchmarks/eval_speed.py            # full table (about a minute or two on 2 cores)
     python benchmarks/eval_speed.py --quick    # smaller reference runs
-    python benchmarks/eval_speed.py --quick --scale 0.01 --repeats 1   # smoke run (tests), not the README's
+    python benchmarks/eval_speed.py --quick --scale 0.01 --repeats 1 --cases 0 1  # smoke run (tests)
+    python benchmarks/eval_speed.py --imports  # import times only
 
 Every case runs in a fresh subprocess so that its peak memory can be measured: the increase of the
-process's resident set size (RSS, sampled every millisecond from /proc/self/statm by a thread, so it
-includes torch's and numpy's allocations) over the RSS just before the call. Inputs (bit-packed codes,
-labels) are built before the measurement starts.
+process's resident set size (RSS, sampled every millisecond by a thread with psutil, so it includes
+torch's and numpy's allocations) over the RSS just before the call. Inputs (bit-packed codes, labels)
+are built before the measurement starts. Both tie rules are measured, each in its own process:
+``ties="index"`` (against the reference) and ``ties="expected"`` (tie-aware AP); for the multi-label
+cases also ``ties="index"`` with the graded metrics (ACG, NDCG, WAP at K, ``graded=True``).
+
+Import times: wall clock of ``import torch``, then ``import hashbench.metrics``, then the first access
+to ``hashbench.metrics.RetrievalMetric`` (which imports torchmetrics), each in a fresh interpreter,
+best of ``--repeats``.
 
 The reference is the way public hashing code evaluates (e.g. DeepHash-pytorch ``CalcTopMap``): for
 each query a ±1 matrix product for the Hamming distances, a full ``np.argsort`` (made stable here so
@@ -27,6 +34,7 @@ import threading
 import time
 
 import numpy as np
+import psutil
 import torch
 
 # (name, queries, database, bits, classes, multi-label, K (None = all), P@k, code noise)
@@ -104,16 +112,14 @@ def reference_map(q_codes, q_labels, x_codes, x_labels, top_k, precision_k, n_qu
 # ----------------------------------------------------------------------------- memory
 
 
-def _cpu_stat() -> tuple[int, int]:
-    """(total, idle) jiffies of the whole machine, from /proc/stat."""
-    with open("/proc/stat") as f:
-        t = list(map(int, f.readline().split()[1:]))
-    return sum(t), t[3] + t[4]
+def _cpu_stat() -> tuple[float, float]:
+    """(total, idle) CPU seconds of the whole machine, all cores."""
+    t = psutil.cpu_times()
+    return sum(t), t.idle + getattr(t, "iowait", 0.0)
 
 
 def _rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    return psutil.Process().memory_info().rss
 
 
 class PeakRSS:
@@ -146,7 +152,9 @@ def scaled(case: tuple, scale: float) -> tuple:
     return (name, max(10, round(nq * scale)), max(100, round(nx * scale)), *rest)
 
 
-def run_case(case, ref_queries: int, repeats: int) -> dict:
+def run_case(case, ref_queries: int | None, repeats: int, ties: str = "index", graded: bool = False) -> dict:
+    """One case under one tie rule (and with the graded metrics if ``graded``); the reference (public
+    code's loop) only for plain ``ties="index"``."""
     from hashbench.metrics import rank, unpack_codes
 
     name, nq, nx, bits, n_cls, multi, top_k, pk, noise = case
@@ -156,7 +164,7 @@ def run_case(case, ref_queries: int, repeats: int) -> dict:
         with PeakRSS() as m:  # the first run's peak: all the memory the evaluation needs
             s0, c0 = _cpu_stat(), time.process_time()
             t0 = time.perf_counter()
-            res = rank(qp, yq, xp, yx, top_k=top_k, precision_k=pk, bits=bits)
+            res = rank(qp, yq, xp, yx, top_k=top_k, precision_k=pk, bits=bits, ties=ties, graded=graded)
             ours_map = float(res.ap.mean())
             ours_p = float((res.hits / res.precision_k).mean())
             times.append(time.perf_counter() - t0)
@@ -164,8 +172,14 @@ def run_case(case, ref_queries: int, repeats: int) -> dict:
         if i == 0:
             mem = m
         busy = (s1[0] - s0[0]) - (s1[1] - s0[1])  # cores busy over the run, minus ours
-        others.append(max(0.0, busy / max(1, s1[0] - s0[0]) * os.cpu_count() - cpu / times[-1]))
+        others.append(max(0.0, busy / max(1e-9, s1[0] - s0[0]) * os.cpu_count() - cpu / times[-1]))
     best = min(range(repeats), key=times.__getitem__)
+    if graded:
+        return dict(seconds=times[best], peak_mb=mem.increase / 2**20, ndcg=float(res.ndcg.mean()))
+    if ties != "index":
+        return dict(
+            seconds=times[best], others=others[best], peak_mb=mem.increase / 2**20, map=float(res.ap.mean())
+        )
     # reference on the first ref_queries queries
     q_np = unpack_codes(qp[:ref_queries], bits).numpy()
     x_np = unpack_codes(xp, bits).numpy()
@@ -214,7 +228,7 @@ def run_metric_class(case) -> dict:
     _, nq, nx, bits, n_cls, _, top_k, pk, noise = case  # multi-label
     g = torch.Generator().manual_seed(0)
     proto = torch.randn(n_cls, bits, generator=g)
-    metric = RetrievalMetric(bits=bits, top_k=top_k, precision_k=pk, radius=2)
+    metric = RetrievalMetric(bits=bits, top_k=top_k, precision_k=pk, radius=2, multi_label=True)
     for role, n in (("query", nq), ("database", nx)):
         y = (torch.rand(n, n_cls, generator=g) < torch.linspace(0.35, 0.02, n_cls)).float()
         y[y.sum(1) == 0, 0] = 1
@@ -295,6 +309,47 @@ def distance_kernels(nq: int = 256, nx: int = 193_734, bits: int = 64) -> list[t
     return out
 
 
+# ----------------------------------------------------------------------------- import time
+
+_IMPORT_STAGES = ("import torch", "import hashbench.metrics", "hashbench.metrics.RetrievalMetric")
+_IMPORT_CHILD = """
+import sys, time
+t0 = time.perf_counter(); import torch
+t1 = time.perf_counter(); import hashbench.metrics
+t2 = time.perf_counter(); hashbench.metrics.RetrievalMetric
+t3 = time.perf_counter()
+loaded = [m for m in ("torchmetrics", "lightning") if m in sys.modules]
+print(t1 - t0, t2 - t1, t3 - t2, ",".join(loaded) or "-")
+"""
+
+
+def import_times(runs: int) -> dict:
+    """Seconds of each import stage in a fresh interpreter (best of ``runs``), and which of torchmetrics /
+    lightning were loaded once ``RetrievalMetric`` was accessed."""
+    best = [float("inf")] * 3
+    loaded = ""
+    for _ in range(runs):
+        out = subprocess.run(
+            [sys.executable, "-c", _IMPORT_CHILD], capture_output=True, text=True, check=True
+        )
+        *times, loaded = out.stdout.split()
+        best = [min(b, float(t)) for b, t in zip(best, times, strict=True)]
+    return dict(stages=dict(zip(_IMPORT_STAGES, best, strict=True)), loaded_after_access=loaded, runs=runs)
+
+
+def print_import_times(imports: dict) -> None:
+    print(
+        f"Import times (fresh interpreter, best of {imports['runs']}; each stage on top of the previous one):"
+    )
+    print()
+    print("| stage | seconds |")
+    print("|---|---:|")
+    for stage, seconds in imports["stages"].items():
+        print(f"| `{stage}` | {seconds:.2f} |")
+    print()
+    print(f"modules loaded after accessing RetrievalMetric: {imports['loaded_after_access']}")
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -318,11 +373,20 @@ def main() -> None:
     ap.add_argument(
         "--scale", type=float, default=1.0, help="fraction of every case's queries and database (smoke runs)"
     )
+    ap.add_argument("--imports", action="store_true", help="print the import times only")
+    ap.add_argument(
+        "--cases", type=int, nargs="+", default=list(range(len(CASES))), help="indices of the cases to run"
+    )
     ap.add_argument("--case", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--ties", default="index", help=argparse.SUPPRESS)
+    ap.add_argument("--graded", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--metric-class", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--kernels", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--ref-queries", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.imports:
+        print_import_times(import_times(max(1, args.repeats)))
+        return
     if args.kernels:  # worker process
         torch.set_num_threads(1)
         print("RESULT " + json.dumps(distance_kernels(nx=_kernel_items(args.scale))), flush=True)
@@ -332,7 +396,7 @@ def main() -> None:
         if args.metric_class:
             result = run_metric_class(case)
         else:
-            result = run_case(case, args.ref_queries, args.repeats)
+            result = run_case(case, args.ref_queries, args.repeats, args.ties, args.graded)
         print("RESULT " + json.dumps(result), flush=True)
         return
 
@@ -346,40 +410,63 @@ def main() -> None:
     )
     rows = []
     scale = ["--scale", str(args.scale)]
-    for i, case in enumerate(CASES):
+    for i in args.cases:
+        case = CASES[i]
         nus = case[0] == "NUS-WIDE"
         ref_q = (20 if nus else 100) if args.quick else (100 if nus else 300)
         ref_q = min(scaled(case, args.scale)[1], ref_q)
         rows.append(
             _worker(["--case", str(i), "--ref-queries", str(ref_q), "--repeats", str(args.repeats), *scale])
         )
-        print(f"# {rows[-1]['name']} {rows[-1]['bits']} bits: {rows[-1]['seconds']:.2f} s", flush=True)
+        rows[-1]["expected"] = _worker(
+            ["--case", str(i), "--ties", "expected", "--repeats", str(args.repeats), *scale]
+        )
+        if case[5]:  # multi-label
+            rows[-1]["graded"] = _worker(
+                ["--case", str(i), "--graded", "--repeats", str(args.repeats), *scale]
+            )
+        print(
+            f"# {rows[-1]['name']} {rows[-1]['bits']} bits: {rows[-1]['seconds']:.2f} s, "
+            f"ties=expected {rows[-1]['expected']['seconds']:.2f} s",
+            flush=True,
+        )
     metric = _worker(["--case", "0", "--metric-class", *scale])
     kernels = _worker(["--kernels", *scale])
+    imports = import_times(max(1, args.repeats))
 
     head = (
         "| case | queries × database | bits | K | hashbench (s) | other load (cores) | pairs/s "
         "| peak RSS +MB "
         "| reference ms/query | reference, all queries (s) | speed-up | mAP@K | P@1000 "
-        "| check: reference vs hashbench mAP (queries), max abs diff per query |"
+        "| check: reference vs hashbench mAP (queries), max abs diff per query "
+        "| ties=expected (s) | expected / index time | peak RSS +MB (expected) | tie-aware mAP@K "
+        "| + ACG, NDCG, WAP (s) | graded / index time | peak RSS +MB (graded) | NDCG@K |"
     )
     print()
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for r in rows:
-        pairs = r["nq"] * r["nx"]
+        pairs, e = r["nq"] * r["nx"], r["expected"]
         print(
             f"| {r['name']} | {r['nq']:,} × {r['nx']:,} | {r['bits']} | {r['k']} | {r['seconds']:.2f} "
             f"| {r['others']:.1f} | {pairs / r['seconds']:.2e} | {r['peak_mb']:.0f} "
             f"| {r['ref_ms_per_query']:.1f} "
             f"| {r['ref_scaled']:.0f} | {r['ref_scaled'] / r['seconds']:.0f}× | {r['map']:.4f} "
             f"| {r['p_at_k']:.4f} | {r['ref_map']:.6f} vs {r['ours_map_subset']:.6f} ({r['ref_queries']}), "
-            f"AP {r['max_ap_diff']:.0e}, P@1000 {r['max_p_diff']:.0e} |"
+            f"AP {r['max_ap_diff']:.0e}, P@1000 {r['max_p_diff']:.0e} "
+            f"| {e['seconds']:.2f} | {e['seconds'] / r['seconds']:.2f}× | {e['peak_mb']:.0f} "
+            f"| {e['map']:.4f} | "
+            + (
+                f"{g['seconds']:.2f} | {g['seconds'] / r['seconds']:.2f}× | {g['peak_mb']:.0f} "
+                f"| {g['ndcg']:.4f} |"
+                if (g := r.get("graded"))
+                else "— | — | — | — |"
+            )
         )
     print()
     print(
-        f"RetrievalMetric.compute() at NUS-WIDE scale, 64 bits (de-dup, mAP@5000, P@1000, P@H<=2, PR curve, "
-        "histograms, diagnostics; states from bf16 h): "
+        f"RetrievalMetric.compute() at NUS-WIDE scale, 64 bits (de-dup, mAP@5000, P@1000, P@H<=2, "
+        "ACG/NDCG/WAP@5000, PR curve, histograms, diagnostics; states from bf16 h): "
         f"{metric['seconds']:.2f} s, peak RSS +{metric['peak_mb']:.0f} MB"
     )
     print()
@@ -393,12 +480,16 @@ def main() -> None:
     for name, ns in kernels:
         print(f"| {name} | {ns:.3f} | {1e9 / ns:.2e} |")
     print()
+    print_import_times(imports)
+    print()
     print(
         f"load average at the end: {os.getloadavg()[0]:.2f}. 'other load' = cores kept busy by other "
-        "processes during the reported run (from /proc/stat): on a shared machine hashbench then has less "
-        "than 2 cores, while the single-threaded reference is barely affected."
+        "processes during the reported run (machine-wide CPU time by psutil): on a shared machine "
+        "hashbench then has less than 2 cores, while the single-threaded reference is barely affected."
     )
-    nus = rows[0]
+    nus = next((r for r in rows if r["name"] == "NUS-WIDE" and r["bits"] == 64), None)
+    if nus is None:  # not among the --cases
+        return
     pairs = nus["nq"] * nus["nx"]
     per_core = nus["seconds"] * nus["threads"] / pairs * 1e9
     floor = dict(kernels)["compiled popcount: distances + relevance"]

@@ -113,8 +113,8 @@ class HashingModule(LightningModule):
             multi_label=datamodule.multi_label,
         )
         self.loss.setup(context)
-        self.val_metric = self._new_metric(datamodule.top_k)
-        self.test_metric = self._new_metric(datamodule.top_k)
+        self.val_metric = self._new_metric(datamodule.top_k, datamodule.multi_label)
+        self.test_metric = self._new_metric(datamodule.top_k, datamodule.multi_label)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Save the loss's context and the random generators' states (so a resumed fit is exact)."""
@@ -130,9 +130,14 @@ class HashingModule(LightningModule):
         if "rng_states" in checkpoint and self._trainer is not None and self.trainer.state.fn == "fit":
             set_rng_states(checkpoint["rng_states"])
 
-    def _new_metric(self, top_k: int | None) -> RetrievalMetric:
+    def _new_metric(self, top_k: int | None, multi_label: bool) -> RetrievalMetric:
+        """Multi-label data also gets ACG, NDCG and WAP at ``top_k`` (graded by shared labels)."""
         return RetrievalMetric(
-            bits=self.bits, top_k=top_k, precision_k=self.precision_k, radius=self.hamming_radius
+            bits=self.bits,
+            top_k=top_k,
+            precision_k=self.precision_k,
+            radius=self.hamming_radius,
+            multi_label=multi_label,
         ).to(self.device)
 
     # -------------------------------------------------------------------------------- training

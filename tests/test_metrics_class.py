@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -10,6 +13,7 @@ from hashbench.metrics import (
     bit_correlation,
     bit_entropy,
     code_usage,
+    graded_metrics,
     mean_average_precision,
     pr_curve,
     precision_at_k,
@@ -90,6 +94,38 @@ def test_metric_matches_functional(top_k, ties):
     assert int(rel.sum()) == n_rel
 
 
+@pytest.mark.parametrize("top_k", [None, 100])
+def test_multi_label_adds_graded_metrics(top_k):
+    """``multi_label=True`` adds ACG, NDCG and WAP at K, equal to the functional ones; the rest unchanged."""
+    hq, yq, hx, yx = data(seed=4)
+    plain = RetrievalMetric(bits=16, top_k=top_k)
+    graded = RetrievalMetric(bits=16, top_k=top_k, multi_label=True)
+    for metric in (plain, graded):
+        feed(metric, hq, yq, hx, yx)
+    a, b = plain.compute(), graded.compute()
+    k = "all" if top_k is None else top_k
+    names = [f"ACG@{k}", f"NDCG@{k}", f"WAP@{k}"]
+    assert set(b) == set(a) | set(names)
+    for name, value in zip(names, graded_metrics(hq, yq, hx, yx, top_k=top_k), strict=True):
+        assert torch.equal(b[name], value), name
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    with pytest.raises(ValueError, match="ties='index'"):
+        RetrievalMetric(bits=16, top_k=10, ties="expected", multi_label=True)
+
+
+def test_engines_agree():
+    """The torch engine (the CUDA path), chosen by ``engine=``, gives the compiled engine's figures."""
+    hq, yq, hx, yx = data(seed=3)
+    out = {}
+    for engine in ("compiled", "torch"):
+        for ties, multi_label in (("expected", False), ("index", True)):
+            metric = RetrievalMetric(bits=16, top_k=64, ties=ties, engine=engine, multi_label=multi_label)
+            feed(metric, hq, yq, hx, yx)
+            out[engine] = {f"{ties}/{k}": v for k, v in metric.compute().items()} | out.get(engine, {})
+    for k, v in out["compiled"].items():
+        assert torch.allclose(v, out["torch"][k], atol=1e-6, rtol=0), k
+
+
 def test_order_and_duplicates_do_not_matter():
     hq, yq, hx, yx = data(seed=1)
     ref = RetrievalMetric(bits=16, top_k=64)
@@ -139,6 +175,8 @@ def test_missing_role_and_bad_arguments():
         RetrievalMetric(bits=16, top_k=10).update(hq[:, :8], yq, torch.arange(len(hq)), role="query")
     with pytest.raises(ValueError, match="ties"):
         RetrievalMetric(bits=16, top_k=10, ties="random")
+    with pytest.raises(ValueError, match="engine"):
+        RetrievalMetric(bits=16, top_k=10, engine="gpu")
 
 
 def test_states_are_packed():
@@ -147,3 +185,12 @@ def test_states_are_packed():
     feed(metric, hq, yq, hx, yx)
     assert all(t.dtype == torch.uint8 and t.shape[1] == 9 for t in metric.database_codes)
     assert float(metric.compute()["mAP@all"]) == pytest.approx(float(mean_average_precision(hq, yq, hx, yx)))
+
+
+def test_import_does_not_load_torchmetrics_or_lightning():
+    """``import hashbench.metrics`` (the functional metrics) does not import torchmetrics or Lightning;
+    ``RetrievalMetric`` is imported on first access (as the other tests here do)."""
+    loaded = "[m for m in ('torchmetrics', 'lightning') if m in sys.modules]"
+    code = f"import sys, hashbench.metrics; print({loaded})"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -45,7 +45,9 @@ def _shards():
 
 def _metrics():
     return {
-        "index": RetrievalMetric(bits=BITS, top_k=100, precision_k=30, radius=2, ties="index"),
+        "index": RetrievalMetric(
+            bits=BITS, top_k=100, precision_k=30, radius=2, ties="index", multi_label=True
+        ),
         "expected": RetrievalMetric(bits=BITS, top_k=None, precision_k=30, radius=1, ties="expected"),
     }
 
@@ -91,6 +93,7 @@ def test_ddp_gathered_dedup_equals_single_process(tmp_path: Path):
         single[name] = metric.compute()
     for rank in range(WORLD):
         got = torch.load(tmp_path / f"rank{rank}.pt")
+        assert {"ACG@100", "NDCG@100", "WAP@100"} <= got["index"].keys()
         for name, ref in single.items():
             assert got[name].keys() == ref.keys()
             for k in ref:

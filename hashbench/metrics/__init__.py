@@ -9,8 +9,15 @@
   when ``R_q = 0``, mean over all queries; ``top_k=None`` is K = N; K > N is clamped to N.
 * P@k likewise; P@H<=r is the precision of the Hamming ball (0 for an empty ball, mean over all
   queries); the PR curve over radius 0..m is micro-averaged (pairs pooled over queries).
+* Multi-label, graded relevance ``r = y_q · y_x``: ACG@K, NDCG@K, WAP@K (``graded_metrics``).
 * ``RetrievalMetric``: torchmetrics ``Metric`` for DDP (packed ``cat`` states, de-duplicated by index).
+  It and ``dedup_by_index`` are imported on first use (module ``__getattr__``), so that
+  ``import hashbench.metrics`` does not import torchmetrics (seconds) for the functional metrics.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from hashbench.metrics.diagnostics import (
     bit_balance,
@@ -21,6 +28,7 @@ from hashbench.metrics.diagnostics import (
     quantization_error,
 )
 from hashbench.metrics.functional import (
+    graded_metrics,
     mean_average_precision,
     pr_curve,
     precision_at_k,
@@ -29,7 +37,11 @@ from hashbench.metrics.functional import (
 )
 from hashbench.metrics.packing import hamming_distance, pack_codes, unpack_codes
 from hashbench.metrics.ranking import RankingResult
-from hashbench.metrics.retrieval import RetrievalMetric, dedup_by_index
+
+if TYPE_CHECKING:
+    from hashbench.metrics.retrieval import RetrievalMetric, dedup_by_index
+
+_LAZY = ("RetrievalMetric", "dedup_by_index")  # from hashbench.metrics.retrieval (imports torchmetrics)
 
 __all__ = [
     "RankingResult",
@@ -39,6 +51,7 @@ __all__ = [
     "bit_entropy",
     "code_usage",
     "dedup_by_index",
+    "graded_metrics",
     "hamming_distance",
     "mean_average_precision",
     "pack_codes",
@@ -50,3 +63,11 @@ __all__ = [
     "rank",
     "unpack_codes",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from hashbench.metrics import retrieval
+
+        return getattr(retrieval, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,6 +4,8 @@ Codes: ±1 (or continuous) real tensors ``(N, m)`` — entries >= 0 count as +1 
 ``(N, ceil(m/8))`` with ``bits=m``. Labels: ``(N, C)`` 0/1 multi-hot or ``(N,)`` integer classes;
 relevant means sharing at least one label. Database items at equal distance are ordered by database
 index ascending (``ties="index"``), or averaged over all their orders (``ties="expected"``).
+``engine`` picks the ranking engine: ``"auto"`` (compiled on CPU, torch elsewhere), ``"compiled"`` or
+``"torch"``; both give the same figures (``hashbench.metrics.ranking``).
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import torch
 from torch import Tensor
 
 from hashbench.metrics.packing import as_packed, normalize_labels
-from hashbench.metrics.ranking import RankingResult, ranking_pass
+from hashbench.metrics.ranking import Engine, RankingResult, Ties, ranking_pass
 
 __all__ = [
+    "graded_metrics",
     "mean_average_precision",
     "pr_curve",
     "precision_at_k",
@@ -30,10 +33,13 @@ def rank(
     database_labels: Tensor,
     top_k: int | None = None,
     precision_k: int = 1000,
-    ties: str = "index",
+    ties: Ties = "index",
     bits: int | None = None,
+    engine: Engine = "auto",
+    graded: bool = False,
 ) -> RankingResult:
-    """One ranking pass over the database for all queries (the engine behind every metric here)."""
+    """One ranking pass over the database for all queries (the engine behind every metric here);
+    ``graded``: also ACG, NDCG and WAP at ``top_k`` (multi-hot labels, ``ties="index"``)."""
     q, m = as_packed(query_codes, bits)
     x, mx = as_packed(database_codes, bits if bits is not None else m)
     if m != mx:
@@ -42,7 +48,14 @@ def rank(
     if yq.shape[0] != q.shape[0] or yx.shape[0] != x.shape[0]:
         raise ValueError("codes and labels must have the same number of rows")
     x, yq, yx = x.to(q.device), yq.to(q.device), yx.to(q.device)
-    return ranking_pass(q, yq, x, yx, single, m, top_k=top_k, precision_k=precision_k, ties=ties)
+    return ranking_pass(q, yq, x, yx, single, m, top_k, precision_k, ties, engine=engine, graded=graded)
+
+
+def graded_from(result: RankingResult) -> tuple[Tensor, Tensor, Tensor]:
+    """Means over queries of ACG, NDCG and WAP (float32) of a ``graded`` ranking pass."""
+    if result.acg is None or result.ndcg is None or result.wap is None:
+        raise ValueError("the ranking pass was run without graded=True")
+    return result.acg.mean().float(), result.ndcg.mean().float(), result.wap.mean().float()
 
 
 def map_from(result: RankingResult) -> Tensor:
@@ -79,14 +92,39 @@ def mean_average_precision(
     database_codes: Tensor,
     database_labels: Tensor,
     top_k: int | None = None,
-    ties: str = "index",
+    ties: Ties = "index",
     bits: int | None = None,
+    engine: Engine = "auto",
 ) -> Tensor:
     """mAP@K: ``AP_q = (1/R_q) Σ_{k<=K} P_q(k) rel_k`` with ``R_q`` the relevant items in the top K,
     ``AP_q = 0`` if ``R_q = 0``, mean over all queries. ``top_k=None``: K = database size (also the clamp).
     """
-    res = rank(query_codes, query_labels, database_codes, database_labels, top_k, 1, ties, bits)
+    res = rank(query_codes, query_labels, database_codes, database_labels, top_k, 1, ties, bits, engine)
     return map_from(res)
+
+
+def graded_metrics(
+    query_codes: Tensor,
+    query_labels: Tensor,
+    database_codes: Tensor,
+    database_labels: Tensor,
+    top_k: int | None = None,
+    bits: int | None = None,
+    engine: Engine = "auto",
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Multi-label retrieval with graded relevance ``r = y_q · y_x`` (shared labels), ties by index:
+    ``(ACG@K, NDCG@K, WAP@K)``, each the mean over all queries (float32 0-d). Labels: ``(N, C)`` multi-hot.
+
+    Definitions (Zhao et al., CVPR 2015, as ``hashbench.metrics.ranking``): ``ACG@K = (1/K) Σ_{k<=K} r_k``;
+    ``NDCG@K = DCG@K / IDCG@K`` with ``DCG@K = Σ_{k<=K} (2^{r_k} - 1)/log2(1+k)`` and IDCG@K from the whole
+    database sorted by grade (NDCG 0 for a query sharing no label with the database);
+    ``WAP@K = (1/R) Σ_{k<=K} rel_k ACG@k`` with ``R`` the relevant items in the top K (0 if none).
+    ``top_k=None``: K = database size (also the clamp).
+    """
+    res = rank(
+        query_codes, query_labels, database_codes, database_labels, top_k, 1, "index", bits, engine, True
+    )
+    return graded_from(res)
 
 
 def precision_at_k(
@@ -95,11 +133,12 @@ def precision_at_k(
     database_codes: Tensor,
     database_labels: Tensor,
     k: int = 1000,
-    ties: str = "index",
+    ties: Ties = "index",
     bits: int | None = None,
+    engine: Engine = "auto",
 ) -> Tensor:
     """P@k: relevant items among the top k (k clamped to the database size) over k, mean over queries."""
-    res = rank(query_codes, query_labels, database_codes, database_labels, k, k, ties, bits)
+    res = rank(query_codes, query_labels, database_codes, database_labels, k, k, ties, bits, engine)
     return precision_at_k_from(res)
 
 
@@ -111,13 +150,14 @@ def precision_within_radius(
     radius: int = 2,
     bits: int | None = None,
     return_empty_fraction: bool = False,
+    engine: Engine = "auto",
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Mean over queries of the precision of the Hamming ball ``{x : d(q, x) <= radius}``.
 
     A query whose ball is empty counts as 0. With ``return_empty_fraction=True`` also returns the
     fraction of queries with an empty ball.
     """
-    res = rank(query_codes, query_labels, database_codes, database_labels, 1, 1, "expected", bits)
+    res = rank(query_codes, query_labels, database_codes, database_labels, 1, 1, "expected", bits, engine)
     prec, empty = radius_stats_from(res, radius)
     return (prec, empty) if return_empty_fraction else prec
 
@@ -128,6 +168,7 @@ def pr_curve(
     database_codes: Tensor,
     database_labels: Tensor,
     bits: int | None = None,
+    engine: Engine = "auto",
 ) -> tuple[Tensor, Tensor]:
     """Precision and recall of the Hamming ball for radius ``0..m`` (each of length ``m+1``).
 
@@ -135,5 +176,5 @@ def pr_curve(
     queries before dividing. Precision at a radius where nothing at all is retrieved is 0; recall is 0
     when no query has any relevant item.
     """
-    res = rank(query_codes, query_labels, database_codes, database_labels, 1, 1, "expected", bits)
+    res = rank(query_codes, query_labels, database_codes, database_labels, 1, 1, "expected", bits, engine)
     return pr_from(res)

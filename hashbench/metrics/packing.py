@@ -103,7 +103,7 @@ def as_pm1(codes: Tensor, bits: int | None = None, dtype: torch.dtype = torch.fl
 def popcount_table(device: torch.device | str | None = None) -> Tensor:
     """``(256,)`` int64 lookup table: number of set bits of each byte value."""
     x = torch.arange(256, device=device)
-    return sum(((x >> i) & 1) for i in range(8))
+    return ((x[:, None] >> torch.arange(8, device=device)) & 1).sum(1)
 
 
 def hamming_distance(

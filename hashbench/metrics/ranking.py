@@ -6,31 +6,51 @@ exact AP@K and hits@k of the ranking by ascending distance with ties broken by d
 Everything else follows from the histogram: P@H≤r, the PR curve, and tie-aware AP (``ties="expected"``,
 closed form per distance bucket, below).
 
-Two exact engines, chosen by device:
+With ``graded=True`` (multi-hot labels, ties by index), the same pass grades each item by the number of
+labels it shares with the query, ``r = y_q · y_x``, and yields the graded-relevance figures of
+Zhao et al., "Deep Semantic Ranking Based Hashing for Multi-Label Image Retrieval" (CVPR 2015, Sec. 4),
+with ``r_k`` the grade of the item at rank ``k``:
 
-* CPU: a compiled (numba) popcount loop over bit-packed codes, two linear scans per query and no sort
-  (``ranking_cpu.py``): within a distance bucket the database order *is* the tie order, so a running
-  count per distance gives every item's rank.
-* Other devices (CUDA): dense torch ops (``ranking_torch.py``): a float64 GEMM of ±1 codes for the
-  distances and ``topk`` on the composite key ``d·N + index``.
+* ``ACG@K = (1/K) Σ_{k<=K} r_k`` (average cumulative gain);
+* ``NDCG@K = DCG@K / IDCG@K``, ``DCG@K = Σ_{k<=K} (2^{r_k} - 1) / log2(1 + k)``, IDCG@K the DCG of the
+  whole database sorted by grade (0 when no item shares a label);
+* ``WAP@K = (1/R) Σ_{k<=K} rel_k · ACG@k``, ``R`` = relevant (``r > 0``) items in the top K, 0 if ``R = 0``.
+
+IDCG needs only each query's histogram of grades over the database (``C + 1`` bins), counted in the pass.
+
+Two exact engines (``engine="auto"`` picks by device):
+
+* ``"compiled"`` (CPU): a compiled (numba) popcount loop over bit-packed codes, two linear scans per
+  query and no sort (``ranking_cpu.py``): within a distance bucket the database order *is* the tie
+  order, so a running count per distance gives every item's rank. Tie-aware AP is computed there too,
+  per query from its histogram row: memory O(N) per thread for both tie rules.
+* ``"torch"`` (CUDA and other devices): dense torch ops (``ranking_torch.py``): a float64 GEMM of ±1
+  codes for the distances and ``topk`` on the composite key ``d·N + index``; tie-aware AP from the
+  histograms by :func:`expected_ap` in chunks of queries.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor
 
 from hashbench.metrics.packing import unpack_codes
 
-__all__ = ["RankingResult", "expected_ap", "expected_hits", "ranking_pass"]
+__all__ = ["Engine", "RankingResult", "Ties", "expected_ap", "expected_hits", "ideal_dcg", "ranking_pass"]
 
-# "auto": compiled on CPU (within its limits: 2d + r fits 16 bits, ranks fit 31), torch elsewhere;
-# tests force "torch" to check the device path on CPU
-_BACKEND = "auto"
+Engine = Literal["auto", "compiled", "torch"]
+Ties = Literal["index", "expected"]
+
+# the compiled engine's limits: 2d + r fits 16 bits, ranks fit 31, and with grades, grade sums (N·C) 31
 _COMPILED_MAX_BITS = 32766
 _COMPILED_MAX_ITEMS = 2**31 - 1
+_COMPILED_MAX_GRADE_SUM = 2**31 - 1
+# tie-aware AP in torch: at most this many (query, j) elements per chunk of queries (j: the relevant
+# count in the bucket cut by rank K), so memory stays bounded whatever Q and K
+_EXPECTED_CHUNK_ELEMENTS = 1 << 20
 
 
 @dataclass
@@ -39,7 +59,8 @@ class RankingResult:
 
     ``hist[q, d, 0/1]`` counts the irrelevant / relevant database items at Hamming distance ``d`` from
     query ``q``. ``ap`` is AP@top_k and ``hits`` the number of relevant items in the top ``precision_k``
-    under the requested tie rule (for ``ties="expected"`` these are expectations).
+    under the requested tie rule (for ``ties="expected"`` these are expectations). With ``graded``,
+    ``acg``, ``ndcg`` and ``wap`` are ACG@top_k, NDCG@top_k and WAP@top_k ``(Q,)`` float64 (else None).
     """
 
     bits: int
@@ -50,6 +71,9 @@ class RankingResult:
     hist: Tensor
     ap: Tensor
     hits: Tensor
+    acg: Tensor | None = None
+    ndcg: Tensor | None = None
+    wap: Tensor | None = None
 
 
 def ranking_pass(
@@ -61,17 +85,20 @@ def ranking_pass(
     bits: int,
     top_k: int | None,
     precision_k: int,
-    ties: str = "index",
+    ties: Ties = "index",
     workers: int | None = None,
-    backend: str | None = None,
+    engine: Engine = "auto",
+    graded: bool = False,
 ) -> RankingResult:
     """Rank the database for every query (ascending Hamming distance) and collect statistics.
 
     Codes are bit-packed uint8 ``(Q, ceil(m/8))``/``(N, ceil(m/8))`` of ``bits = m``; labels are int64
     class indices (``single=True``) or 0/1 multi-hot ``(·, C)``. ``top_k=None`` means the whole
     database; ``top_k`` and ``precision_k`` are clamped to ``[1, N]``. On CPU, chunks of queries run
-    on ``workers`` threads (default ``torch.get_num_threads()``). ``backend``: ``"compiled"`` (CPU
-    only), ``"torch"`` or ``None`` for the default by device.
+    on ``workers`` threads (default ``torch.get_num_threads()``). ``engine``: ``"compiled"`` (CPU
+    tensors only), ``"torch"`` (any device) or ``"auto"``: compiled on CPU within its limits (m <= 32766,
+    N < 2^31), torch elsewhere. Both give the same figures. ``graded``: also ACG, NDCG and WAP at
+    ``top_k`` (needs multi-hot labels and ``ties="index"``).
     """
     if ties not in ("index", "expected"):
         raise ValueError(f"ties must be 'index' or 'expected', got {ties!r}")
@@ -83,33 +110,79 @@ def ranking_pass(
     k = n if top_k is None else max(1, min(int(top_k), n))
     pk = max(1, min(int(precision_k), n))
     device = query_packed.device
-    backend = backend or _BACKEND
-    if backend == "auto":
-        compiled = device.type == "cpu" and bits <= _COMPILED_MAX_BITS and n <= _COMPILED_MAX_ITEMS
-        backend = "compiled" if compiled else "torch"
-    if backend == "compiled":
+    if graded and (single or ties != "index"):
+        raise ValueError(
+            "graded metrics (ACG, NDCG, WAP) need multi-hot (N, C) labels and ties='index', "
+            f"got {'class indices' if single else 'multi-hot labels'} and ties={ties!r}"
+        )
+    if engine not in ("auto", "compiled", "torch"):
+        raise ValueError(f"engine must be 'auto', 'compiled' or 'torch', got {engine!r}")
+    fits = bits <= _COMPILED_MAX_BITS and n <= _COMPILED_MAX_ITEMS
+    if graded:
+        fits = fits and n * database_labels.shape[1] <= _COMPILED_MAX_GRADE_SUM
+    if engine == "compiled" and (device.type != "cpu" or not fits):
+        raise ValueError(
+            f"engine='compiled' needs CPU tensors, at most {_COMPILED_MAX_BITS} bits and fewer than 2^31 "
+            f"database items (with graded metrics, items × classes < 2^31) (got {device.type}, {bits} bits, "
+            f"{n} items): use engine='torch' or 'auto'"
+        )
+    if engine == "auto":
+        engine = "compiled" if device.type == "cpu" and fits else "torch"
+    if engine == "compiled":
         from hashbench.metrics.ranking_cpu import rank_cpu
 
         workers = torch.get_num_threads() if workers is None else workers
-        hist, ap, hits = rank_cpu(
+        hist, ap, hits, gout, ghist = rank_cpu(
             query_packed, query_labels, database_packed, database_labels, single, bits, k, pk,
-            ties == "index", workers,
+            ties == "index", workers, graded,
         )  # fmt: skip
     else:
         from hashbench.metrics.ranking_torch import rank_torch
 
         q = unpack_codes(query_packed, bits, torch.float64)
         x = unpack_codes(database_packed, bits, torch.float64)
-        hist, ap, hits = rank_torch(q, query_labels, x, database_labels, single, k, pk, ties == "index")
-    if ties == "expected":
-        n_d = hist.sum(2).double()
-        r_d = hist[:, :, 1].double()
-        ap = expected_ap(n_d, r_d, k, _harmonic(n, device))
-        hits = expected_hits(n_d, r_d, pk)
-    return RankingResult(bits, n, k, pk, ties, hist, ap, hits)
+        hist, ap, hits, gout, ghist = rank_torch(
+            q, query_labels, x, database_labels, single, k, pk, ties == "index", graded
+        )
+        if ties == "expected":
+            ap, hits = _expected_from_hist(hist, k, pk)
+    result = RankingResult(bits, n, k, pk, ties, hist, ap, hits)
+    if graded:
+        idcg = ideal_dcg(ghist, k)
+        result.acg = gout[:, 0] / k
+        result.ndcg = torch.where(idcg > 0, gout[:, 1] / idcg.clamp(min=1), 0.0)
+        result.wap = gout[:, 2]
+    return result
+
+
+def ideal_dcg(grade_hist: Tensor, k: int) -> Tensor:
+    """IDCG@k per query from its histogram of grades ``(Q, C+1)`` (items sharing 0..C labels): the DCG of
+    the database sorted by descending grade, where the items of grade ``g`` fill ranks ``s+1..e`` and add
+    ``(2^g - 1) Σ_{s<i<=min(e,k)} 1/log2(1+i)``; float64 ``(Q,)``."""
+    device = grade_hist.device
+    g = torch.arange(grade_hist.shape[1], device=device, dtype=torch.float64)
+    above = torch.flip(torch.cumsum(torch.flip(grade_hist, [1]), 1), [1]) - grade_hist  # items graded higher
+    cum = torch.zeros(k + 1, dtype=torch.float64, device=device)  # Σ_{i<=j} 1/log2(1+i), j = 0..k
+    cum[1:] = torch.cumsum(1.0 / torch.log2(torch.arange(2, k + 2, dtype=torch.float64, device=device)), 0)
+    start, end = above.clamp(max=k), (above + grade_hist).clamp(max=k)
+    return ((torch.exp2(g) - 1) * (cum[end] - cum[start])).sum(1)
 
 
 # ----------------------------------------------------------------------------- tie-aware AP
+
+
+def _expected_from_hist(hist: Tensor, k: int, pk: int) -> tuple[Tensor, Tensor]:
+    """Tie-aware AP@k and hits@pk from the histograms ``(Q, m+1, 2)``, in chunks of queries."""
+    n_d = hist.sum(2).double()
+    r_d = hist[:, :, 1].double()
+    harmonic = _harmonic(int(n_d[0].sum().item()), hist.device)
+    dcut, _, t = _cut(n_d, k)
+    j_max = int(torch.minimum(r_d.gather(1, dcut).squeeze(1), t).max().item())
+    rows = max(1, _EXPECTED_CHUNK_ELEMENTS // (j_max + 1))
+    ap = torch.cat(
+        [expected_ap(n_d[s : s + rows], r_d[s : s + rows], k, harmonic) for s in range(0, len(n_d), rows)]
+    )
+    return ap, expected_hits(n_d, r_d, pk)
 
 
 def _harmonic(n: int, device: torch.device) -> Tensor:
@@ -174,6 +247,7 @@ def expected_ap(n_d: Tensor, r_d: Tensor, k: int, harmonic: Tensor) -> Tensor:
     # hypergeometric pmf of j relevant among the t taken from the cut bucket
     log_p = _log_comb(r_, jc) + _log_comb(n_ - r_, (t_ - jc).clamp(min=0)) - _log_comb(n_, t_)
     p = torch.where(valid, torch.exp(log_p), 0.0)
+    p = p / p.sum(1, keepdim=True)  # removes the common rounding of the log-gamma terms
     c = bucket_sum(nb_cut[:, None].expand_as(jc), rb_cut[:, None].expand_as(jc), t_.expand_as(jc), jc)
     denom = rb_cut[:, None] + jc
     term = torch.where(valid & (denom > 0), p * (a_full[:, None] + c) / denom.clamp(min=1), 0.0)

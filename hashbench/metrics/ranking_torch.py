@@ -25,11 +25,15 @@ def rank_torch(
     top_k: int,
     precision_k: int,
     index_ties: bool,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """``(hist (Q, m+1, 2) int64, ap (Q,) float64, hits (Q,) float64)`` from ±1 float64 codes.
+    graded: bool = False,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """``(hist (Q, m+1, 2) int64, ap (Q,) float64, hits (Q,) float64, graded (Q, 3) float64, grade_hist
+    (Q, C+1) int64)`` from ±1 float64 codes.
 
     ``top_k``/``precision_k`` are already clamped to ``[1, N]``; ``ap``/``hits`` are filled only with
-    ``index_ties`` (zeros otherwise).
+    ``index_ties`` (zeros otherwise). With ``graded`` (multi-hot labels, ``index_ties``), ``graded`` holds
+    the sum of grades (shared labels), DCG and WAP over the top ``top_k`` and ``grade_hist`` the number of
+    database items of each grade; else both have 0 columns.
     """
     q_n, m = query_codes.shape
     n = database_codes.shape[0]
@@ -37,6 +41,10 @@ def rank_torch(
     hist = torch.empty(q_n, m + 1, 2, dtype=torch.int64, device=device)
     ap = torch.zeros(q_n, dtype=torch.float64, device=device)
     hits = torch.zeros(q_n, dtype=torch.float64, device=device)
+    graded = graded and index_ties and not single
+    gout = torch.zeros(q_n, 3 if graded else 0, dtype=torch.float64, device=device)
+    c1 = database_labels.shape[1] + 1 if graded else 0
+    ghist = torch.zeros(q_n, c1, dtype=torch.int64, device=device)
     index = torch.arange(n, device=device)
     k_max = max(top_k, precision_k)
     rows = max(1, _CHUNK_ELEMENTS // n)
@@ -46,7 +54,8 @@ def rank_torch(
         if single:
             rel = query_labels[s:e, None] == database_labels[None, :]
         else:
-            rel = (query_labels[s:e].float() @ database_labels.float().T) > 0
+            shared = query_labels[s:e].double() @ database_labels.double().T  # exact small integers
+            rel = shared > 0
         bins = 2 * (m + 1)
         offset = torch.arange(e - s, device=device)[:, None] * bins
         counts = torch.bincount((2 * d + rel + offset).view(-1), minlength=(e - s) * bins)
@@ -54,7 +63,21 @@ def rank_torch(
         if index_ties:
             order = torch.topk(d * n + index, k_max, dim=1, largest=False, sorted=True).indices
             ap[s:e], hits[s:e] = _ap_and_hits(rel.gather(1, order), top_k, precision_k)
-    return hist, ap, hits
+            if graded:
+                gout[s:e] = _graded(shared.gather(1, order[:, :top_k]))
+                grade_bins = shared.long() + torch.arange(e - s, device=device)[:, None] * c1
+                ghist[s:e] = torch.bincount(grade_bins.view(-1), minlength=(e - s) * c1).view(-1, c1)
+    return hist, ap, hits, gout, ghist
+
+
+def _graded(grades: Tensor) -> Tensor:
+    """``(Σ grades, DCG, WAP)`` per row of grades ``(B, K)`` in ranking order, as ``(B, 3)`` float64."""
+    k = torch.arange(1, grades.shape[1] + 1, dtype=torch.float64, device=grades.device)
+    rel = grades > 0
+    n_rel = rel.sum(1)
+    dcg = (torch.exp2(grades) - 1) @ (1.0 / torch.log2(1 + k))
+    wap = torch.where(rel, torch.cumsum(grades, 1) / k, 0.0).sum(1) / n_rel.clamp(min=1)
+    return torch.stack([grades.sum(1), dcg, wap], 1)
 
 
 def _ap_and_hits(rel: Tensor, top_k: int, precision_k: int) -> tuple[Tensor, Tensor]:
