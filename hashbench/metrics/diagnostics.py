@@ -7,6 +7,7 @@ import math
 import torch
 from torch import Tensor
 
+from hashbench import codes
 from hashbench.metrics.packing import as_packed, as_pm1
 
 __all__ = [
@@ -21,20 +22,11 @@ __all__ = [
 
 
 def quantization_angles(h: Tensor) -> Tensor:
-    """Per-row angle (radians, float32) between continuous ``h`` and ``sign(h)`` (sign(0) = +1).
-
-    ``cos θ = <h, sign h> / (|h| |sign h|) = |h|_1 / (|h|_2 sqrt(m))``. An all-zero row has no
-    direction; its angle is defined as π/2.
-    """
+    """Per-row angle (radians, float32) between continuous ``h`` ``(N, m)`` and ``sign(h)`` (sign(0) = +1);
+    π/2 for an all-zero row (:func:`hashbench.codes.quantization_angles` in float32)."""
     if h.dim() != 2:
         raise ValueError(f"h must be 2-D (N, bits), got shape {tuple(h.shape)}")
-    h = h.float()
-    l1 = h.abs().sum(1)
-    l2 = torch.linalg.vector_norm(h, dim=1)
-    cos = torch.where(
-        l2 > 0, l1 / (l2.clamp(min=torch.finfo(torch.float32).tiny) * math.sqrt(h.shape[1])), 0.0
-    )
-    return torch.arccos(cos.clamp(-1.0, 1.0))
+    return codes.quantization_angles(h.float())
 
 
 def quantization_error(h: Tensor, bits: int | None = None) -> Tensor:
