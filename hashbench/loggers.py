@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import netrc
 import os
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
@@ -63,6 +63,7 @@ class WandbLogger(LightningWandbLogger):
                 )
         # offline through wandb.init(mode=...): Lightning's own offline flag refuses log_model, but W&B
         # keeps an offline run's artifacts and `wandb sync` uploads them
+        offline_mode: dict[str, Any] = {"mode": "offline"} if offline else {}
         super().__init__(
             project=project or os.environ.get("WANDB_PROJECT") or "hashbench",
             name=name,
@@ -71,5 +72,5 @@ class WandbLogger(LightningWandbLogger):
             entity=entity,
             save_dir=save_dir,
             log_model=log_model,
-            **({"mode": "offline"} if offline else {}),
+            **offline_mode,
         )

@@ -13,9 +13,9 @@ import torch
 import torchvision
 from fakedata import write_fake_cifar10
 
+from hashbench.cli.commands import run_tool
 from hashbench.data import CIFAR10
 from hashbench.data.cifar10 import cifar10_split, load_cifar10, read_split_file
-from hashbench.data.prepare import main as prepare
 from hashbench.errors import UserError
 
 PER_CLASS = 12  # of the fake data: 120 images, 20 per batch file
@@ -32,6 +32,11 @@ pytestmark = pytest.mark.filterwarnings("ignore:CIFAR-10. the batches .* are not
 @pytest.fixture
 def cifar_root(tmp_path: Path) -> Path:
     return write_fake_cifar10(tmp_path / "cifar10", per_class=PER_CLASS)
+
+
+def prepare(args: list[str]) -> None:
+    """``hashbench prepare <args>`` in this process (a UserError propagates)."""
+    run_tool(["prepare", *args])
 
 
 def _setup(root: Path, **kwargs: object) -> CIFAR10:
@@ -160,11 +165,11 @@ def test_prepare_writes_the_split_the_datamodule_draws(cifar_root: Path, tmp_pat
             "cifar10",
             "--root",
             str(cifar_root),
-            "--query-per-class",
+            "--query_per_class",
             "2",
-            "--train-per-class",
+            "--train_per_class",
             "5",
-            "--val-query-per-class",
+            "--val_query_per_class",
             "1",
             "--seed",
             "3",
@@ -187,9 +192,9 @@ def test_prepare_writes_the_split_the_datamodule_draws(cifar_root: Path, tmp_pat
                 "cifar10",
                 "--root",
                 str(cifar_root),
-                "--query-per-class",
+                "--query_per_class",
                 "2",
-                "--train-per-class",
+                "--train_per_class",
                 "5",
                 "--out",
                 str(out),

@@ -81,7 +81,7 @@ def _function_parser(name: str, function: Tool) -> ArgumentParser:
     signature = inspect.signature(function, eval_str=True)
     flags = [p for p in signature.parameters.values() if p.annotation is bool and p.name not in INJECTED]
     variadic = VARIADIC_POSITIONALS.get(name)
-    skip = {*INJECTED, *(flag.name for flag in flags), *([variadic] if variadic else [])}
+    skip: set[str | int] = {*INJECTED, *(flag.name for flag in flags), *([variadic] if variadic else [])}
     parser.add_function_arguments(function, as_group=False, as_positional=True, skip=skip)
     for flag in flags:
         spellings = dict.fromkeys([f"--{flag.name}", f"--{flag.name.replace('_', '-')}"])

@@ -211,14 +211,13 @@ class HashbenchCLI(LightningCLI):
             callbacks.append(TrainingDiagnostics())
         if not any(isinstance(callback, RetrievalGrid) for callback in callbacks):
             callbacks.append(RetrievalGrid())
+        loggers = trainer_config.get("logger")
+        loggers = loggers if isinstance(loggers, list) else [loggers]
+        uses_wandb = any(isinstance(logger, LightningWandbLogger) for logger in loggers)
+        if uses_wandb and not any(isinstance(callback, WandbPlots) for callback in callbacks):
+            callbacks.append(WandbPlots())
         callbacks = [*_with_run_dir(callbacks, self.run_dir), self.run_folder, ResumeHint(self.run_dir)]
-        trainer = super().instantiate_trainer(
-            **kwargs, callbacks=callbacks, default_root_dir=str(self.run_dir)
-        )
-        uses_wandb = any(isinstance(logger, LightningWandbLogger) for logger in trainer.loggers)
-        if uses_wandb and not any(isinstance(callback, WandbPlots) for callback in trainer.callbacks):
-            trainer.callbacks.append(WandbPlots())
-        return trainer
+        return super().instantiate_trainer(**kwargs, callbacks=callbacks, default_root_dir=str(self.run_dir))
 
     def before_test(self) -> None:
         if not self.config[self.subcommand].get("ckpt_path"):
@@ -239,7 +238,7 @@ class HashbenchCLI(LightningCLI):
         if self.config[self.subcommand].get("test_after_fit"):
             selected = any(
                 isinstance(callback, ModelCheckpoint) and callback.monitor
-                for callback in self.trainer.callbacks
+                for callback in self.trainer.checkpoint_callbacks
             )
             self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best" if selected else None)
         if not self.trainer.is_global_zero:

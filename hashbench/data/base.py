@@ -66,7 +66,7 @@ class RetrievalDataModule(LightningDataModule):
     """Query/database batch size when ``eval_batch_size`` is ``None`` (``None``: ``batch_size``)."""
     collate_fn: Callable[[list[Any]], Any] | None = None
     """Batch collation (``None``: PyTorch's default)."""
-    eval_transform: Callable[[Image.Image], Tensor]
+    eval_transform: Callable[[Any], Tensor] | None = None
     """PIL image in :attr:`image_mode` → model input ``(C, H, W)`` float, as the query and database items
     are made (unset for a dataset that cannot take images from outside)."""
     image_mode: str = "RGB"

@@ -372,7 +372,7 @@ class CIFAR10(RetrievalDataModule):
         """The 32×32 RGB image as stored."""
         dataset = self.query_dataset if role == "query" else self.database_dataset
         assert isinstance(dataset, ArrayImageDataset)
-        return Image.fromarray(dataset.images[position])
+        return Image.fromarray(dataset.images[position].permute(1, 2, 0).numpy())
 
     def _provenance(self) -> dict[str, Any]:
         """Where the split came from: the split file, or the seed, protocol and per-class counts."""

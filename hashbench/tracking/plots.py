@@ -7,6 +7,7 @@ Figures are made with :class:`matplotlib.figure.Figure`, not pyplot, so they wor
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -14,7 +15,7 @@ from matplotlib.figure import Figure
 Curves = Mapping[str, Sequence[float]]
 
 
-def plot_pr_curve(ax: Axes, curves: Curves, label: str | None = None, **style: object) -> None:
+def plot_pr_curve(ax: Axes, curves: Curves, label: str | None = None, **style: Any) -> None:
     """Precision vs recall of the Hamming ball, radius 0..bits (micro-averaged over queries)."""
     ax.plot(curves["pr_recall"], curves["pr_precision"], marker=".", markersize=3, label=label, **style)
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.02), title="PR (Hamming ball)")
@@ -28,7 +29,7 @@ def plot_bit_balance(ax: Axes, curves: Curves) -> None:
     ax.set(xlabel="bit", ylabel="fraction of +1", ylim=(0, 1), title="bit balance (database)")
 
 
-def plot_hamming_histograms(ax: Axes, curves: Curves, label: str | None = None, **style: object) -> None:
+def plot_hamming_histograms(ax: Axes, curves: Curves, label: str | None = None, **style: Any) -> None:
     """Distribution of query–database Hamming distances, relevant pairs (solid) vs irrelevant (dashed)."""
     prefix = f"{label}: " if label else ""
     for kind, linestyle in (("relevant", "-"), ("irrelevant", "--")):
