@@ -24,10 +24,15 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy hashbench
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/eval_speed.py
 	$(BIN)/python benchmarks/quantizer_cost.py
+	$(BIN)/python benchmarks/step_overhead.py
+	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/data_speed.py
+	$(BIN)/python benchmarks/retrieval_speed.py
 
 sweeps: $(STAMP)
 	$(BIN)/hashbench sweep experiments/sweeps/lambda.yaml --local

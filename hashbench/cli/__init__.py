@@ -12,15 +12,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from hashbench.cli.subcommands import TRAINING_SUBCOMMANDS
 from hashbench.errors import UserError
-
-TRAINING_SUBCOMMANDS = {
-    "fit": "Train a model (then evaluate the final weights on the validation queries).",
-    "validate": "Evaluate a checkpoint on the validation queries.",
-    "test": "Evaluate a checkpoint on the test queries.",
-    "predict": "Write the packed codes of the test queries and the database.",
-}
-"""LightningCLI's subcommands: ``hashbench fit --help`` lists their options."""
 
 
 def main(args: Sequence[str] | None = None) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 from docstring_parser import parse as parse_docstring
 from jsonargparse import ActionYesNo, ArgumentParser
 
-from hashbench.cli import TRAINING_SUBCOMMANDS
+from hashbench.cli.subcommands import TRAINING_SUBCOMMANDS
 
 PROG = "hashbench"
 DESCRIPTION = (
