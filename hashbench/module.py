@@ -34,7 +34,7 @@ class HashingModule(LightningModule):
     :class:`~hashbench.quantizers.Quantizer`, or nothing (``quantizer=None``).
     Validation and test rank the database by Hamming distance to each query with codes
     ``sign(c)`` (sign(0) = +1), ``c = loss.codes(u, h)`` what the method binarises (h unless the
-    loss says otherwise), and log ``{stage}/mAP@K``, ``{stage}/P@1000`` and the diagnostics.
+    loss says otherwise), and log ``{stage}/mAP@K``, ``{stage}/P@{precision_k}`` and the diagnostics.
 
     Args:
         backbone: feature extractor.

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from fakedata import write_fake_listfile_dataset
@@ -215,8 +217,20 @@ def test_transforms_match_the_papers() -> None:
         [0.229, 0.224, 0.225]
     )
     assert torch.allclose(evaluation(image)[:, 100, 100], expected, atol=1e-2)
-    small_train, small_eval = image_transforms(32, horizontal_flip=False)
+    _, small_eval = image_transforms(32, horizontal_flip=False)
     tiny = Image.fromarray(torch.randint(0, 255, (32, 32, 3), dtype=torch.uint8).numpy())
     assert small_eval(tiny).shape == (3, 32, 32)
     assert torch.equal(small_eval(tiny), small_eval(tiny))
-    assert "RandomHorizontalFlip" not in repr(small_train) and "RandomHorizontalFlip" in repr(train)
+    # a left-to-right ramp: flipped, its left edge is the brighter one
+    ramp = Image.fromarray(
+        np.repeat(np.tile(np.arange(0, 256, 8, dtype=np.uint8), (32, 1))[..., None], 3, axis=2)
+    )
+    no_flip, _ = image_transforms(32, resize_size=32, horizontal_flip=False)
+    flip, _ = image_transforms(32, resize_size=32)
+    torch.manual_seed(0)
+    assert _left_brighter(no_flip, ramp) == {False} and _left_brighter(flip, ramp) == {False, True}
+
+
+def _left_brighter(transform: Callable[[Image.Image], torch.Tensor], image: Image.Image) -> set[bool]:
+    """Whether the left column of ``transform(image)`` is brighter than its right column, over 20 draws."""
+    return {bool(out[:, :, 0].mean() > out[:, :, -1].mean()) for out in (transform(image) for _ in range(20))}
