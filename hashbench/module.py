@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any, Literal, cast
 
 import numpy as np
@@ -230,29 +229,11 @@ class HashingModule(LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_retrieval("test", self.test_metric)
 
-    def on_predict_epoch_start(self) -> None:
-        self._predictions: dict[str, list[dict[str, Tensor]]] = {role: [] for role in ROLES}
-
     def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
-        """Bit-packed codes ``(N, ceil(bits/8))`` uint8 with labels and split indices."""
+        """Bit-packed codes ``(N, ceil(bits/8))`` uint8 with labels and split indices (the CLI's
+        :class:`~hashbench.runs.codes.CodesWriter` saves them to ``codes.pt``)."""
         images, labels, indices = batch
-        codes = {"codes": pack_codes(self.loss.codes(*self(images))), "labels": labels, "indices": indices}
-        self._predictions[ROLES[dataloader_idx]].append({k: v.cpu() for k, v in codes.items()})
-        return codes
-
-    def on_predict_epoch_end(self) -> None:
-        """Save ``{"bits", "query": {...}, "database": {...}}`` to ``codes.pt`` in the run folder.
-
-        Each role holds ``codes`` (packed uint8), ``labels`` and ``indices`` (positions in its split).
-        Under DDP every rank writes its shard to ``codes_rank<r>.pt``.
-        """
-        result: dict[str, object] = {"bits": self.bits}
-        for role, parts in self._predictions.items():
-            result[role] = {
-                key: torch.cat([part[key] for part in parts]) for key in ("codes", "labels", "indices")
-            }
-        suffix = "" if self.trainer.world_size == 1 else f"_rank{self.global_rank}"
-        torch.save(result, Path(self.trainer.default_root_dir) / f"codes{suffix}.pt")
+        return {"codes": pack_codes(self.loss.codes(*self(images))), "labels": labels, "indices": indices}
 
     # ------------------------------------------------------------------------------ optimizers
     def configure_optimizers(self) -> Any:

@@ -34,6 +34,7 @@ from hashbench.loggers import WandbLogger
 from hashbench.module import HashingModule
 from hashbench.retrieval.callback import RetrievalGrid
 from hashbench.runs import create_run_dir
+from hashbench.runs.codes import CodesWriter
 from hashbench.runs.writer import RunWriter
 from hashbench.tracking.callbacks import WandbPlots
 from hashbench.tracking.describe import wandb_group, wandb_project, wandb_tags
@@ -216,6 +217,8 @@ class HashbenchCLI(LightningCLI):
         uses_wandb = any(isinstance(logger, LightningWandbLogger) for logger in loggers)
         if uses_wandb and not any(isinstance(callback, WandbPlots) for callback in callbacks):
             callbacks.append(WandbPlots())
+        if self.subcommand == "predict":
+            callbacks.append(CodesWriter(self.run_dir))
         callbacks = [*_with_run_dir(callbacks, self.run_dir), self.run_folder, ResumeHint(self.run_dir)]
         return super().instantiate_trainer(**kwargs, callbacks=callbacks, default_root_dir=str(self.run_dir))
 
