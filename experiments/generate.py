@@ -264,7 +264,7 @@ def paper_config(name: str, method: Method, bits: int, variant: str, table: Pape
             "log_every_n_steps": 50,
             "check_val_every_n_epoch": 10,
             "logger": {
-                "class_path": "hashbench.loggers.WandbLogger",
+                "class_path": "hashbench.loggers.AutoOfflineWandbLogger",
                 "init_args": {"project": "hashbench", "group": name, "tags": tags, "save_dir": "."},
             },
             "callbacks": [

@@ -22,7 +22,7 @@ def wandb_credentials_found() -> bool:
         return False
 
 
-class WandbLogger(LightningWandbLogger):
+class AutoOfflineWandbLogger(LightningWandbLogger):
     """Lightning's W&B logger, offline by itself when no credentials are found.
 
     Offline runs are written under ``save_dir/wandb/`` and can be uploaded later with

@@ -242,7 +242,7 @@ def test_wandb_goes_offline_by_itself_without_credentials(tmp_path: Path) -> Non
         "--config",
         DEMO,
         "--trainer.logger",
-        "hashbench.loggers.WandbLogger",
+        "hashbench.loggers.AutoOfflineWandbLogger",
         "--trainer.max_epochs",
         "1",
         "--trainer.limit_train_batches",

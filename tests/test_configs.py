@@ -144,7 +144,7 @@ def test_configs_follow_the_paper_setup() -> None:
     assert model["quantizer"] == {"class_path": "hashbench.quantizers.HSWD"}
     assert config["data"]["class_path"] == "hashbench.data.CIFAR10"
     assert config["data"]["init_args"]["protocol"] == "paper"
-    assert config["trainer"]["logger"]["class_path"] == "hashbench.loggers.WandbLogger"
+    assert config["trainer"]["logger"]["class_path"] == "hashbench.loggers.AutoOfflineWandbLogger"
     original = yaml.safe_load(GENERATED["dsdh_orig_32.yaml"])["model"]
     assert original["quantizer"] == "original" and original["quantization_weight"] == pytest.approx(
         55 * 32 / (2 * 5000)

@@ -129,7 +129,8 @@ def test_the_command_is_the_one_the_agent_runs(tmp_path: Path, capsys: pytest.Ca
     sweep = load_sweep(EXPERIMENTS / "sweeps" / "lambda.yaml")
     params = {"model.quantizer": "hashbench.quantizers.HSWD", "model.quantization_weight": 0.1}
     assert hashbench_args(sweep, params, ["--trainer.max_epochs", "1"]) == [
-        "fit", "--config", "experiments/demo.yaml", "--trainer.logger", "hashbench.loggers.WandbLogger",
+        "fit", "--config", "experiments/demo.yaml",
+        "--trainer.logger", "hashbench.loggers.AutoOfflineWandbLogger",
         "--test_after_fit=true",
         "--trainer.max_epochs", "1",  # extra arguments go before the parameters, which win
         "--model.quantizer=hashbench.quantizers.HSWD", "--model.quantization_weight=0.1",

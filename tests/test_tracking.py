@@ -86,7 +86,7 @@ def _only_run_dir(root: Path) -> Path:
 def test_wandb_offline_run_has_derived_names_dotted_config_metrics_plots_and_asked_artifacts(
     tmp_path: Path,
 ) -> None:
-    wandb_logger = ["--trainer.logger", "hashbench.loggers.WandbLogger"]
+    wandb_logger = ["--trainer.logger", "hashbench.loggers.AutoOfflineWandbLogger"]
     fit = run_hashbench(
         "fit", "--config", DEMO, *QUICK, *wandb_logger, "--trainer.logger.init_args.log_model", "true",
         "--trainer.default_root_dir", tmp_path / "fit",

@@ -30,7 +30,7 @@ from hashbench.cli.checkpoints import (
 from hashbench.cli.config_errors import ConfigFile, HashbenchArgumentParser, constructor_error
 from hashbench.data.base import RetrievalDataModule
 from hashbench.errors import UserError
-from hashbench.loggers import WandbLogger
+from hashbench.loggers import AutoOfflineWandbLogger
 from hashbench.module import HashingModule
 from hashbench.retrieval.callback import RetrievalGrid
 from hashbench.runs import create_run_dir
@@ -70,7 +70,7 @@ def _is_hashbench_wandb(class_path: str | None) -> bool:
         cls = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError, ValueError):
         return False
-    return isinstance(cls, type) and issubclass(cls, WandbLogger)
+    return isinstance(cls, type) and issubclass(cls, AutoOfflineWandbLogger)
 
 
 def _fill_wandb_defaults(init_args: Namespace, description: dict[str, Any], run_label: str) -> None:
