@@ -148,11 +148,15 @@ class RetrievalDataModule(LightningDataModule):
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Apply :attr:`batch_transform` to the images of an ``(images, labels, indices)`` batch on the
         device: training (random crops and flips) while the trainer trains, evaluation otherwise."""
-        if self.batch_transform is None:
-            return batch
         images, labels, indices = batch
         training = self.trainer is not None and self.trainer.training
-        return self.batch_transform(images, training), labels, indices
+        return self.model_input(images, training), labels, indices
+
+    def model_input(self, images: Tensor, training: bool = False) -> Tensor:
+        """A batch of dataset images ``(B, C, H, W)`` (as the datasets yield them, moved to the device)
+        → the model's float input: :attr:`batch_transform` when there is one. Code that reads the datasets
+        without a Trainer (diagnostics, retrieval) calls this, as the Trainer's hook does."""
+        return images if self.batch_transform is None else self.batch_transform(images, training)
 
     def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
         return DataLoader(

@@ -133,8 +133,7 @@ class Encoder:
     @torch.inference_mode()
     def encode_inputs(self, inputs: Tensor) -> np.ndarray:
         """Model inputs ``(N, C, H, W)`` → packed codes."""
-        _, h = self.model(inputs)
-        return pack_codes(h).numpy()
+        return pack_codes(self.model.loss.codes(*self.model(inputs))).numpy()
 
     def encode(
         self, images: Sequence[ImageLike], batch_size: int = 256, progress: Callable | None = None
@@ -163,7 +162,7 @@ class Encoder:
         batch: Iterable[Any]
         for batch in loader:
             inputs, batch_labels, indices = batch
-            codes.append(self.encode_inputs(inputs))
+            codes.append(self.encode_inputs(datamodule.model_input(inputs)))
             labels.append((batch_labels != 0).to(torch.uint8).numpy())
             positions.append(torch.as_tensor(indices).numpy())
             if progress is not None:

@@ -95,7 +95,7 @@ class RunIndex:
         if not 0 <= position < self.query_size():
             raise UserError(f"the query split has {self.query_size()} items, 0 to {self.query_size() - 1}")
         inputs, labels, _ = datamodule.query_dataset[position]
-        code = self.encoder.encode_inputs(inputs[None])[0]
+        code = self.encoder.encode_inputs(datamodule.model_input(inputs[None]))[0]
         name = datamodule.item_id("query", position)
         return Query(name, datamodule.picture("query", position), code, (labels != 0).to(torch.uint8).numpy())
 

@@ -164,9 +164,10 @@ class TrainingDiagnostics(Callback):
         self, pl_module: LightningModule, loader: DataLoader
     ) -> list[tuple[Tensor, Tensor, Tensor, Tensor]]:
         """``[(u, h, labels, indices), …]`` per batch, on the module's device."""
+        datamodule = pl_module.trainer.datamodule  # type: ignore[attr-defined]
         batches = []
         for images, labels, indices in loader:
-            u, h = pl_module(images.to(pl_module.device))
+            u, h = pl_module(datamodule.model_input(images.to(pl_module.device)))
             batches.append((u, h, labels.to(pl_module.device), indices.to(pl_module.device)))
         return batches
 
