@@ -410,3 +410,21 @@ def comparison_figure(records: Sequence[RunRecord], bits: int | None = None) -> 
     datasets = ", ".join(sorted({record.dataset for record in records}))
     figure.suptitle(f"{datasets}: {len(records)} runs", fontsize="large")
     return figure
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m hashbench.tracking.compare RUNS_ROOT``: the paper-style table and the paired table of
+    every run folder under RUNS_ROOT (λ chosen on validation, test reported, over seeds)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m hashbench.tracking.compare", description=main.__doc__)
+    parser.add_argument("root", type=Path, help="a folder of run folders (e.g. runs/methods)")
+    parser.add_argument("--metric", default="mAP", help="reported metric (default: mAP at the dataset's K)")
+    args = parser.parse_args(argv)
+    records = load_local_runs(args.root)
+    print(paper_table(records, args.metric), end="\n\n")
+    print(paired_table(records, args.metric))
+
+
+if __name__ == "__main__":
+    main()
