@@ -260,3 +260,11 @@ def test_local_sweep_runs_the_real_cli_and_records_a_failed_run(tmp_path: Path) 
     assert float(ok["test/mAP@all"]) == pytest.approx(metrics["test/mAP@all"]), "--test_after_fit=true"
     assert "train/loss" not in ok, "the summary lists the final val/test metrics"
     assert "sweep tiny" in result.stdout and f"summary: {sweep_dir / 'summary.csv'}" in result.stdout
+
+
+def test_the_methods_table_sweeps_cover_every_digits_overlay() -> None:
+    overlays = sorted(f"experiments/digits/{p.name}" for p in (EXPERIMENTS / "digits").glob("*.yaml"))
+    for name in ("methods_original", "methods_hswd"):
+        sweep = load_sweep(EXPERIMENTS / "tables" / f"{name}.yaml")
+        assert sorted(sweep.parameters["config"]["values"]) == overlays
+        assert sweep.seeds == [0, 1, 2] and "--test_after_fit=true" in sweep.command

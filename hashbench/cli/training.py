@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import logging
 import os
 import warnings
 from collections.abc import Sequence
@@ -291,7 +292,10 @@ def resolve_config(args: Sequence[str]) -> dict[str, Any]:
     """
     subcommand = args[0] if args else "fit"
     errors = io.StringIO()
+    seed_log = logging.getLogger("lightning.fabric.utilities.seed")  # "Seed set to …" is not a resolution
+    level = seed_log.level
     try:
+        seed_log.setLevel(logging.WARNING)
         with contextlib.redirect_stderr(errors), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             resolver = _ConfigResolver(args=list(args), run=True)
@@ -299,5 +303,7 @@ def resolve_config(args: Sequence[str]) -> dict[str, Any]:
         text = errors.getvalue()
         explanation = text.split(": error: ", 1)[-1].strip().splitlines()
         raise UserError(explanation[0] if explanation else f"exit code {exit_.code}") from None
+    finally:
+        seed_log.setLevel(level)
     parser = resolver._parser(subcommand)
     return yaml.safe_load(parser.dump(resolver.config[subcommand], skip_none=False))

@@ -11,6 +11,9 @@ from hashbench.errors import UserError
 from hashbench.sweeps.spec import SEED_KEY, Sweep, distribution, hashbench_args
 from hashbench.tracking.describe import flatten_config
 
+CONFIG_KEY = "config"
+"""A parameter whose values are config files (``--config=FILE`` after the command's): each must resolve."""
+
 Resolver = Callable[[list[str]], dict[str, Any]]
 """``hashbench <args>`` → the resolved config as plain data; raises UserError when the args do not parse
 (the CLI's ``hashbench.cli.training.resolve_config``)."""
@@ -43,7 +46,8 @@ def check_sweep(sweep: Sweep, resolve: Resolver) -> list[str]:
 
     A problem is reported when the CLI rejects ``--key=value`` (a misspelt key, a wrong type, an unknown
     class), when the key is not a key of the resolved config (so a sweep's parameters and a run's logged
-    config would not line up), or when the value did not land under the key.
+    config would not line up), or when the value did not land under the key. A ``config`` parameter names
+    config files: each must resolve.
     """
     probes = [(key, value) for key, spec in sweep.parameters.items() for value in probe_values(key, spec)]
     probes += [(SEED_KEY, seed) for seed in sweep.seeds or []]
@@ -55,6 +59,8 @@ def check_sweep(sweep: Sweep, resolve: Resolver) -> list[str]:
             problems.append(f"{key}={value}: {error}")
             continue
         flat = flatten_config(config)
+        if key == CONFIG_KEY:  # a config file: it resolves, and it is not a key of the config it makes
+            continue
         if key not in flat:
             first, last = key.split(".")[0], key.split(".")[-1]
             same_ends = [k for k in flat if k.startswith(f"{first}.") and k.endswith(f".{last}")]
