@@ -1,18 +1,16 @@
-"""Where a finished run keeps what retrieval needs: its resolved config and its final checkpoint."""
+"""Where a finished run keeps what retrieval needs: its resolved config and its final checkpoint, read
+through the run folder's one owner (:class:`hashbench.runs.folder.RunFolder`)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from hashbench.errors import UserError
+from hashbench.runs.folder import CONFIG_FILE, RunFolder
 
 
 def run_files(run_dir: str | Path) -> tuple[Path, Path]:
-    """``(config.yaml, final checkpoint)`` of the run folder ``run_dir``.
-
-    The final checkpoint is the one ``metrics.json`` names (moved with the folder if the folder was
-    moved), else the newest file in ``checkpoints/``.
+    """``(config.yaml, final checkpoint)`` of the run folder ``run_dir`` (:attr:`RunFolder.checkpoint`).
 
     Raises:
         UserError: the folder is missing, or is not a run folder, or holds no checkpoint.
@@ -20,19 +18,12 @@ def run_files(run_dir: str | Path) -> tuple[Path, Path]:
     run_dir = Path(run_dir).expanduser()
     if not run_dir.is_dir():
         raise UserError(f"the run folder {run_dir} does not exist; give a folder that `hashbench fit` made.")
-    config = run_dir / "config.yaml"
-    if not config.is_file():
+    if not (run_dir / CONFIG_FILE).is_file():
         raise UserError(
-            f"{run_dir} is not a run folder (it has no config.yaml); give the folder "
+            f"{run_dir} is not a run folder (it has no {CONFIG_FILE}); give the folder "
             "runs/<name>/<timestamp> that `hashbench fit` printed."
         )
-    named = None
-    metrics = run_dir / "metrics.json"
-    if metrics.is_file():
-        named = json.loads(metrics.read_text()).get("checkpoint")
-    if named and (run_dir / "checkpoints" / Path(named).name).is_file():
-        return config, run_dir / "checkpoints" / Path(named).name
-    checkpoints = sorted((run_dir / "checkpoints").glob("*.ckpt"), key=lambda path: path.stat().st_mtime)
-    if not checkpoints:
+    checkpoint = RunFolder(run_dir).checkpoint
+    if checkpoint is None:
         raise UserError(f"the run folder {run_dir} holds no checkpoint (checkpoints/*.ckpt): did fit finish?")
-    return config, checkpoints[-1]
+    return run_dir / CONFIG_FILE, checkpoint

@@ -161,9 +161,14 @@ class RunFolder:
 
     @property
     def checkpoint(self) -> Path | None:
-        """The checkpoint the run selected (or its last one), when the file exists."""
-        path = self.metrics.get("checkpoint")
-        return Path(path) if path and Path(path).is_file() else None
+        """The checkpoint the run selected (or its last one): the one ``metrics.json`` names (looked up in
+        this folder's checkpoints/ if the folder moved), else the newest checkpoint; None without any."""
+        named = self.metrics.get("checkpoint")
+        for candidate in (Path(named), self.checkpoints_dir / Path(named).name) if named else ():
+            if candidate.is_file():
+                return candidate
+        found = sorted(self.checkpoints_dir.glob("*.ckpt"), key=lambda path: path.stat().st_mtime)
+        return found[-1] if found else None
 
     @property
     def checkpoints_dir(self) -> Path:

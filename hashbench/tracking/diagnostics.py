@@ -260,3 +260,10 @@ class TrainingDiagnostics(Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history = list(state_dict.get("history", []))
+
+
+def read_diagnostics(folder: Path) -> list[dict[str, Any]]:
+    """The per-epoch records a run's :class:`TrainingDiagnostics` wrote (``diagnostics.json``); empty when
+    the run has none."""
+    path = Path(folder) / DIAGNOSTICS_FILE
+    return list(json.loads(path.read_text())["epochs"]) if path.is_file() else []

@@ -18,7 +18,6 @@ Every number comes from the run folders.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 from collections import defaultdict
@@ -28,14 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from matplotlib.figure import Figure
 from scipy import stats
 
 from hashbench.errors import UserError
+from hashbench.runs.folder import RunFolder
 from hashbench.tracking.codes_figure import codes_figure
-from hashbench.tracking.describe import PAPER_SUFFIX, describe_run, flatten_config
-from hashbench.tracking.diagnostics import CODES_FILE, DIAGNOSTICS_FILE
+from hashbench.tracking.describe import PAPER_SUFFIX, flatten_config
+from hashbench.tracking.diagnostics import CODES_FILE, read_diagnostics
 
 MECHANISM_SWITCHES = {
     "DSDH": "discrete_step",
@@ -48,33 +47,25 @@ QUANTIZER_ORDER = ("original", "none", "SWD", "HSWD", "HSWD-exact")
 CONFIDENCE = 0.95
 
 
-# ------------------------------------------------------------------------- run folders (read here only)
+# ------------------------------------------------------------------------- run folders
 def read_config(folder: Path) -> dict[str, Any]:
-    """The run's resolved config (``config.yaml``), nested."""
-    return yaml.safe_load((folder / "config.yaml").read_text()) or {}
+    """The run's resolved config, nested (through the run folder's owner)."""
+    return RunFolder(folder).nested_config
 
 
 def read_description(folder: Path) -> dict[str, Any]:
-    """``run.json`` (method, quantizer, bits, dataset, λ), or the same derived from the config."""
-    path = folder / "run.json"
-    return json.loads(path.read_text()) if path.is_file() else describe_run(read_config(folder))
+    """Method, quantizer, bits, dataset, λ (``run.json``, or derived from the config)."""
+    return RunFolder(folder).description
 
 
 def read_metrics(folder: Path) -> dict[str, Any]:
     """The run's final scalars (``metrics.json``); empty when it has none."""
-    path = folder / "metrics.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def read_diagnostics(folder: Path) -> list[dict[str, Any]]:
-    """The per-epoch records of ``diagnostics.json``; empty when the run has none."""
-    path = folder / DIAGNOSTICS_FILE
-    return list(json.loads(path.read_text())["epochs"]) if path.is_file() else []
+    return RunFolder(folder).metrics
 
 
 def run_folders(root: Path) -> list[Path]:
-    """Every folder under ``root`` (any depth) that holds a ``config.yaml``."""
-    return sorted(path.parent for path in root.rglob("config.yaml"))
+    """Every run folder under ``root`` (any depth)."""
+    return [folder.path for folder in RunFolder.find(root)]
 
 
 # ----------------------------------------------------------------------------------------- runs
