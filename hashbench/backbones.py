@@ -21,6 +21,7 @@ class Backbone(nn.Module):
     """Maps images ``(N, C, H, W)`` to features ``(N, out_features)``."""
 
     out_features: int
+    features: nn.Module
 
     def forward(self, images: Tensor) -> Tensor:
         return self.features(images)
@@ -108,7 +109,7 @@ class TimmBackbone(Backbone):
             raise UserError(f"unknown timm model {name!r}; similar names: {close} (see timm.list_models())")
         self.name = name
         try:
-            self.features = timm.create_model(name, pretrained=pretrained, num_classes=0)
+            model = timm.create_model(name, pretrained=pretrained, num_classes=0)
         except OSError as error:  # the hub's and urllib's errors (offline, missing file) are OSErrors
             config = timm.models.get_pretrained_cfg(name)
             source = (
@@ -121,7 +122,11 @@ class TimmBackbone(Backbone):
                 "Face cache (HF_HOME) on a machine with internet access, or train from scratch with "
                 "`--model.backbone.pretrained false`."
             ) from None
-        self.out_features = int(self.features.num_features)
+        num_features = model.num_features
+        if not isinstance(num_features, int):
+            raise ValueError(f"timm model {name!r} has no integer num_features; cannot use it as a backbone")
+        self.out_features = num_features
+        self.features = model
 
 
 class Flatten(Backbone):
