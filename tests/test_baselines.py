@@ -17,6 +17,7 @@ from hashbench.baselines import ITQHead, LSHHead, SpectralHead, itq_rotation, sp
 from hashbench.cli import main
 from hashbench.codes import sign_pm1
 from hashbench.errors import UserError
+from hashbench.tracking.describe import describe_run
 
 
 def fitted(
@@ -122,3 +123,12 @@ def test_baseline_fits_through_the_cli(name: str, tmp_path: Path) -> None:
     (run_dir,) = (p for p in tmp_path.glob("*/*") if p.is_dir())
     mean_ap = json.loads((run_dir / "metrics.json").read_text())["val/mAP@all"]
     assert mean_ap == pytest.approx(MEASURED[name], abs=MARGIN)
+
+
+def test_a_baseline_run_is_named_by_its_head() -> None:
+    model = {
+        "head": {"class_path": "hashbench.baselines.ITQHead", "init_args": {"bits": 32}},
+        "loss": {"class_path": "hashbench.losses.DPSH"},
+    }
+    assert describe_run({"model": model})["method"] == "ITQHead"
+    assert describe_run({"model": {**model, "head": {"bits": 32}}})["method"] == "DPSH"
