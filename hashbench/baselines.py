@@ -65,9 +65,10 @@ def spectral_modes(lower: Tensor, upper: Tensor, bits: int) -> tuple[Tensor, Ten
         dimension ``(bits,)`` long and k ``(bits,)`` long.
     """
     ranges = upper - lower
-    max_mode = torch.ceil((bits + 1) * ranges / ranges.max()).long()
-    dimension = torch.cat([torch.full((int(top) - 1,), d) for d, top in enumerate(max_mode)])
-    mode = torch.cat([torch.arange(1, int(top)) for top in max_mode])
+    max_mode = torch.ceil((bits + 1) * ranges / ranges.max()).long().tolist()
+    device = ranges.device
+    dimension = torch.cat([torch.full((top - 1,), d, device=device) for d, top in enumerate(max_mode)])
+    mode = torch.cat([torch.arange(1, top, device=device) for top in max_mode])
     frequency = mode.to(ranges) / ranges[dimension]
     order = torch.sort(frequency, stable=True).indices[:bits]
     return dimension[order], mode[order]
