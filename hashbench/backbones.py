@@ -1,4 +1,5 @@
-"""Feature extractors: torchvision models by name, and a small CNN for CPU runs and tests."""
+"""Feature extractors: torchvision and timm models by name, a small CNN for CPU runs and tests, and raw
+pixels."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import urllib.error
 import torch
 import torchvision
 from torch import Tensor, nn
+from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 
 from hashbench.errors import UserError
 
@@ -19,6 +21,7 @@ class Backbone(nn.Module):
     """Maps images ``(N, C, H, W)`` to features ``(N, out_features)``."""
 
     out_features: int
+    features: nn.Module
 
     def forward(self, images: Tensor) -> Tensor:
         return self.features(images)
@@ -47,15 +50,28 @@ def _load_torchvision_model(name: str, weights: str | None) -> nn.Module:
     return torchvision.models.get_model(name, weights=None)
 
 
-class TorchvisionBackbone(Backbone):
-    """A torchvision classification model with its last classification layer removed.
+def _classifier_input_node(model: nn.Module, name: str) -> tuple[str, str, int]:
+    """The graph nodes (training, evaluation) that feed ``model``'s final classification Linear, and
+    that Linear's ``in_features``."""
+    linears = [(path, module) for path, module in model.named_modules() if isinstance(module, nn.Linear)]
+    train_nodes, eval_nodes = get_graph_node_names(model)
+    if not linears or eval_nodes[-1] != linears[-1][0] or train_nodes[-1] != linears[-1][0]:
+        raise ValueError(f"{name}: its output is not a final classification Linear layer; cannot strip it")
+    return train_nodes[-2], eval_nodes[-2], linears[-1][1].in_features
 
-    AlexNet and VGG keep the classifier up to fc7 (4096 features, as the hashing papers do);
-    ResNets end at the global pool (512 or 2048 features). Inputs are ImageNet-normalised
-    images, usually 224×224.
+
+class TorchvisionBackbone(Backbone):
+    """Any torchvision classification model, cut at the input of its final classification Linear.
+
+    The cut is found in the model's traced graph (``torchvision.models.feature_extraction``): AlexNet and
+    VGG keep the classifier up to fc7 (4096 features, as the hashing papers do); ResNets, Swin and
+    EfficientNet end at the global pool; ViT at the class token after the final LayerNorm; ConvNeXt at the
+    flattened normalised pool. Inputs are ImageNet-normalised images, usually 224×224 (ViT needs exactly
+    its ``image_size``).
 
     Args:
-        name: torchvision model name, e.g. ``alexnet``, ``vgg11``, ``vgg16``, ``resnet18``, ``resnet50``.
+        name: torchvision model name, e.g. ``alexnet``, ``vgg16``, ``resnet50``, ``vit_b_16``, ``swin_t``,
+            ``convnext_tiny``, ``efficientnet_b0``.
         weights: ``None`` for random initialisation, ``"DEFAULT"`` or a weights name such as
             ``"IMAGENET1K_V1"`` for pretrained weights (downloaded once into the torch hub cache).
     """
@@ -64,18 +80,78 @@ class TorchvisionBackbone(Backbone):
         super().__init__()
         model = _load_torchvision_model(name, weights)
         self.name = name
-        if isinstance(getattr(model, "fc", None), nn.Linear):  # ResNet, RegNet, ...
-            self.out_features = model.fc.in_features
-            model.fc = nn.Identity()
-        elif isinstance(getattr(model, "classifier", None), nn.Sequential):  # AlexNet, VGG, ...
-            last = model.classifier[-1]
-            if not isinstance(last, nn.Linear):
-                raise ValueError(f"{name}: expected the classifier to end in a Linear layer, got {last}")
-            self.out_features = last.in_features
-            model.classifier = model.classifier[:-1]
-        else:
-            raise ValueError(f"{name}: cannot find its classification layer (no .fc or .classifier)")
+        train_node, eval_node, self.out_features = _classifier_input_node(model, name)
+        self.features = create_feature_extractor(
+            model, train_return_nodes={train_node: "features"}, eval_return_nodes={eval_node: "features"}
+        )
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.features(images)["features"]
+
+
+class TimmBackbone(Backbone):
+    """Any ``timm`` model by name, without its classifier (``num_classes=0``): ``out_features`` is its
+    ``num_features``. An optional extra: needs ``pip install timm``.
+
+    Args:
+        name: timm model name, e.g. ``resnet50``, ``vit_small_patch16_224``, ``convnext_tiny``.
+        pretrained: load the pretrained weights (downloaded once from the Hugging Face hub into its cache).
+    """
+
+    def __init__(self, name: str = "resnet50", pretrained: bool = False) -> None:
+        super().__init__()
+        try:
+            import timm
+        except ImportError:
+            raise UserError(f"TimmBackbone({name!r}) needs the timm package: pip install timm") from None
+        if not timm.is_model(name):
+            close = ", ".join(timm.list_models(f"*{name}*")[:10]) or "none"
+            raise UserError(f"unknown timm model {name!r}; similar names: {close} (see timm.list_models())")
+        self.name = name
+        try:
+            model = timm.create_model(name, pretrained=pretrained, num_classes=0)
+        except OSError as error:  # the hub's and urllib's errors (offline, missing file) are OSErrors
+            config = timm.models.get_pretrained_cfg(name)
+            source = (
+                f"the Hugging Face repository {config.hf_hub_id}"
+                if config is not None and config.hf_hub_id
+                else (config.url if config is not None else "its weights")
+            )
+            raise PretrainedWeightsUnavailable(
+                f"cannot load pretrained timm weights for {name}: {error}. Fetch {source} into the Hugging "
+                "Face cache (HF_HOME) on a machine with internet access, or train from scratch with "
+                "`--model.backbone.pretrained false`."
+            ) from None
+        num_features = model.num_features
+        if not isinstance(num_features, int):
+            raise ValueError(f"timm model {name!r} has no integer num_features; cannot use it as a backbone")
+        self.out_features = num_features
         self.features = model
+
+
+class Flatten(Backbone):
+    """Raw pixels as features: ``(N, C, H, W)`` → ``(N, C·H·W)``, no parameters (the classic input of
+    the shallow baselines).
+
+    Args:
+        in_features: C·H·W of the images (64 for 8×8 digits).
+    """
+
+    def __init__(self, in_features: int = 64) -> None:
+        super().__init__()
+        if in_features < 1:
+            raise ValueError(f"in_features (C·H·W) must be >= 1, got {in_features}")
+        self.out_features = in_features
+        self.features = nn.Flatten()
+
+    def forward(self, images: Tensor) -> Tensor:
+        features = self.features(images)
+        if features.shape[1] != self.out_features:
+            raise UserError(
+                f"Flatten backbone: the images have C·H·W = {features.shape[1]} values, not in_features = "
+                f"{self.out_features}; set model.backbone.init_args.in_features to {features.shape[1]}"
+            )
+        return features
 
 
 class SmallCNN(Backbone):

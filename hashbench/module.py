@@ -11,8 +11,10 @@ import torch
 from lightning import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
+from torch.utils.data import DataLoader
 
 from hashbench.backbones import Backbone
+from hashbench.baselines import FittedHead
 from hashbench.data.base import RetrievalDataModule
 from hashbench.errors import UserError
 from hashbench.heads import HashHead
@@ -31,6 +33,8 @@ class HashingModule(LightningModule):
     The objective per training batch is ``sum(loss terms except "quantization") + λ · L_q`` where
     ``L_q`` is the loss's own quantization term (``quantizer="original"``), a plug-in
     :class:`~hashbench.quantizers.Quantizer`, or nothing (``quantizer=None``).
+    A fitted head (:mod:`hashbench.baselines`: LSH, ITQ, spectral hashing) is fitted on the backbone's
+    training features when the fit starts, and nothing is trained (no optimizer, no training step).
     Validation and test rank the database by Hamming distance to each query with codes
     ``sign(c)`` (sign(0) = +1), ``c = loss.codes(u, h)`` what the method binarises (h unless the
     loss says otherwise), and log ``{stage}/mAP@K``, ``{stage}/P@{precision_k}`` and the diagnostics.
@@ -89,6 +93,7 @@ class HashingModule(LightningModule):
         self.precision_k = precision_k
         self.hamming_radius = hamming_radius
         self.curves: dict[str, dict[str, list[float]]] = {}
+        self.automatic_optimization = not isinstance(head, FittedHead)
 
     @property
     def bits(self) -> int:
@@ -140,12 +145,49 @@ class HashingModule(LightningModule):
         ).to(self.device)
 
     # -------------------------------------------------------------------------------- training
+    @property
+    def is_fitted(self) -> bool:
+        """Whether the head is a fitted baseline that has been fitted (it has no training steps)."""
+        return isinstance(self.head, FittedHead) and self.head.is_fitted
+
+    def on_fit_start(self) -> None:
+        """Fit a fitted head on the training features (unless a checkpoint already holds its fit)."""
+        if isinstance(self.head, FittedHead) and not self.head.is_fitted:
+            self.head.fit(self._training_features())
+
+    def _training_features(self) -> Tensor:
+        """The backbone's features ``(N, F)`` of the training split in its order: evaluation mode, no
+        gradient, evaluation transforms, a loader of its own (no shuffle, no draw from the global
+        generator)."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        assert isinstance(datamodule, RetrievalDataModule)  # checked in setup
+        loader = DataLoader(
+            datamodule.train_dataset,
+            batch_size=datamodule.eval_batch_size,
+            num_workers=datamodule.num_workers,
+            collate_fn=datamodule.collate_fn,
+            generator=torch.Generator().manual_seed(datamodule.seed),
+        )
+        was_training = self.backbone.training
+        self.backbone.eval()
+        parts = []
+        with torch.no_grad():
+            for images, _, _ in loader:
+                images = images.to(self.device)
+                if datamodule.batch_transform is not None:
+                    images = datamodule.batch_transform(images, False)
+                parts.append(self.backbone(images).float())
+        self.backbone.train(was_training)
+        return torch.cat(parts)
+
     def on_train_epoch_start(self) -> None:
         self.loss.on_train_epoch_start(self.current_epoch)
         self._epoch_sums: dict[str, Tensor] = {}
         self._epoch_samples = 0
 
-    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor | None:
+        if isinstance(self.head, FittedHead):
+            return None  # fitted when the fit started: nothing to train
         images, labels, indices = batch
         u, h = self(images)
         terms = self.loss(u, h, labels, indices)
@@ -237,6 +279,8 @@ class HashingModule(LightningModule):
 
     # ------------------------------------------------------------------------------ optimizers
     def configure_optimizers(self) -> Any:
+        if isinstance(self.head, FittedHead):
+            return None  # a fitted baseline trains nothing
         backbone_params = [p for p in self.backbone.parameters() if p.requires_grad]
         backbone_ids = {id(p) for p in backbone_params}
         other_params = [p for p in self.parameters() if p.requires_grad and id(p) not in backbone_ids]

@@ -247,7 +247,7 @@ class HashbenchCLI(LightningCLI):
             self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best" if selected else None)
         if not self.trainer.is_global_zero:
             return
-        untrained = self.trainer.global_step == 0
+        untrained = self.trainer.global_step == 0 and not self.model.is_fitted  # a fitted baseline
         if untrained:
             rank_zero_warn("no training step ran (max_epochs 0?): these are an UNTRAINED model's metrics")
         title = "untrained model" if untrained else "final metrics"

@@ -36,13 +36,16 @@ def _class_name(spec: Any) -> str | None:
 
 
 def describe_run(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Method (loss class), quantizer (``original``, ``none`` or the plug-in's class), bits, dataset
-    (data class), backbone and λ of a resolved config (the dict of a run's ``config.yaml``)."""
+    """Method (loss class; a fitted baseline's head class, e.g. ``ITQHead``), quantizer (``original``,
+    ``none`` or the plug-in's class), bits, dataset (data class), backbone and λ of a resolved config (the
+    dict of a run's ``config.yaml``)."""
     model = config.get("model") or {}
     head = model.get("head") or {}
     quantizer = model.get("quantizer")
     return {
-        "method": _class_name(model.get("loss")),
+        "method": _class_name(head)
+        if str(head.get("class_path")).startswith("hashbench.baselines.")
+        else _class_name(model.get("loss")),
         "quantizer": "none"
         if quantizer is None
         else "original"
