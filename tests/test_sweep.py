@@ -263,7 +263,11 @@ def test_local_sweep_runs_the_real_cli_and_records_a_failed_run(tmp_path: Path) 
 
 
 def test_the_methods_table_sweeps_cover_every_digits_overlay() -> None:
-    overlays = sorted(f"experiments/digits/{p.name}" for p in (EXPERIMENTS / "digits").glob("*.yaml"))
+    overlays = sorted(  # every method; the fitted baselines (LSH, ITQ, SH) have no quantizer to swap
+        f"experiments/digits/{p.name}"
+        for p in (EXPERIMENTS / "digits").glob("*.yaml")
+        if "hashbench.baselines." not in p.read_text()
+    )
     for name in ("methods_original", "methods_hswd"):
         sweep = load_sweep(EXPERIMENTS / "tables" / f"{name}.yaml")
         assert sorted(sweep.parameters["config"]["values"]) == overlays
