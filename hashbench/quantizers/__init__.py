@@ -1,7 +1,7 @@
 """Quantization regularizers: ``quantizer(h) -> 0-d tensor`` on a batch of continuous codes h (N, m).
 
 Plug-ins (section 2 of docs/methods.md): :class:`HSWD`, :class:`SWD`, :class:`OT`.
-Original terms of the methods (section 3 there), usable with any loss: :class:`SignL2`, :class:`UnitL1`,
+Original terms of the methods (section 3), usable with any loss: :class:`SignL2`, :class:`UnitL1`,
 :class:`Cubic`, :class:`Cauchy`, :class:`TanhSquared`, :class:`BitBalance`, :class:`LogCosh`,
 :class:`CosineToSign`. All return the *unweighted* term; the weight λ lives in the config.
 """
