@@ -1,4 +1,4 @@
-"""Retrieval metrics for binary codes, with exact and documented conventions (``docs/protocols.md``).
+"""Retrieval metrics for binary codes, with exact and documented conventions (``docs/protocols.md`` §1).
 
 * Codes: ±1 / continuous real ``(N, m)`` (entries >= 0 are +1, so sign(0) = +1) or bit-packed uint8
   ``(N, ceil(m/8))`` (MSB first, as ``numpy.packbits``) with ``bits=m``. Labels: ``(N, C)`` multi-hot

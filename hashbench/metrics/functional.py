@@ -1,4 +1,4 @@
-"""Public functional retrieval metrics (Hamming ranking). Conventions: ``docs/protocols.md``.
+"""Public functional retrieval metrics (Hamming ranking). Conventions: ``docs/protocols.md`` §1.
 
 Codes: ±1 (or continuous) real tensors ``(N, m)`` — entries >= 0 count as +1 — or bit-packed uint8
 ``(N, ceil(m/8))`` with ``bits=m``. Labels: ``(N, C)`` 0/1 multi-hot or ``(N,)`` integer classes;

@@ -35,7 +35,7 @@ __all__ = [
 class SignL2(Quantizer):
     """Squared distance to the sign: ``mean((u − sign u)²)`` over all entries (DPSH, DTSH).
 
-    Original: DPSH applies it to the raw output u with λ = α = 0.1; DTSH with λ = 1 (methods.md).
+    Original: DPSH applies it to the raw output u with λ = α = 0.1; DTSH with λ = 1 (docs/methods.md §3.0).
     The sign is a constant (its gradient is zero), so the gradient is 2(u − sign u)/(N·m).
     """
 
@@ -46,7 +46,7 @@ class SignL2(Quantizer):
 class UnitL1(Quantizer):
     """L1 distance of the magnitudes to 1: ``mean(|1 − |u||)`` (DSH).
 
-    Original: DSH applies it to the raw (unactivated) output u with λ = α = 0.1 (methods.md).
+    Original: DSH applies it to the raw (unactivated) output u with λ = α = 0.1 (docs/methods.md §3.0).
     """
 
     def loss(self, x: Tensor) -> Tensor:
@@ -56,7 +56,7 @@ class UnitL1(Quantizer):
 class Cubic(Quantizer):
     """Cubic distance of the magnitudes to 1: ``mean(||u| − 1|³)`` (GreedyHash).
 
-    Original: GreedyHash applies it to the pre-sign output u with λ = α = 0.1 (methods.md).
+    Original: GreedyHash applies it to the pre-sign output u with λ = α = 0.1 (docs/methods.md §3.0).
     """
 
     def loss(self, x: Tensor) -> Tensor:
@@ -68,7 +68,7 @@ class Cauchy(Quantizer):
 
     d is DCH's normalised Hamming-distance surrogate for m bits (m = the number of columns), so the
     term is in [0, log(1 + m/(2γ))]. Original: DCH applies it to its continuous codes u with
-    λ = 0.1 and γ = 20 (methods.md). At m = 1 every nonzero code has cos = 1, so the term is 0.
+    λ = 0.1 and γ = 20 (docs/methods.md §3.0). At m = 1 every nonzero code has cos = 1, so the term is 0.
     A zero row counts as cos = 0 (d = m/2).
 
     Args:
@@ -93,7 +93,7 @@ class TanhSquared(Quantizer):
     """Squared distance of |tanh u| to 1: ``mean((|tanh u| − 1)²)`` (CSQ).
 
     Original: CSQ applies it to the raw output u (the tanh is part of the term) with λ = 1e-4
-    (methods.md). Feed it u: on an already tanh-activated h use ``apply_tanh=False``, which gives
+    (docs/methods.md §3.0). Feed it u: on an already tanh-activated h use ``apply_tanh=False``, which gives
     ``mean((|h| − 1)²)`` (the same number CSQ computes from u).
 
     Args:
@@ -115,7 +115,7 @@ class TanhSquared(Quantizer):
 class BitBalance(Quantizer):
     """Bit balance: ``mean_i |mean_k u_ik|^p`` (DBDH, as commonly implemented: p = 2, per code).
 
-    Original: DBDH applies it to its clamped output u ∈ [−1, 1] with λ = α = 0.1 (methods.md).
+    Original: DBDH applies it to its clamped output u ∈ [−1, 1] with λ = α = 0.1 (docs/methods.md §3.0).
     ``over="code"`` (default, the common implementation) balances the bits *within each code*
     (row means); it needs m ≥ 2, since with one bit it would only pull u to 0. ``over="batch"``
     balances each bit *over the batch* (column means, each bit half −1, half +1); it needs N ≥ 2.
@@ -149,9 +149,9 @@ class BitBalance(Quantizer):
 class LogCosh(Quantizer):
     """Smooth L1 of the magnitudes to 1: ``mean(log cosh(|u| − 1))`` (DHN, IDHN).
 
-    Not in the methods.md table; DHN (Zhu et al., AAAI 2016) applies it to its raw output u, and the
-    common implementation (DeepHash-pytorch's DHN) uses λ = α = 0.1. Computed stably as
-    ``|z| + log1p(exp(−2|z|)) − log 2``.
+    Not a term of the methods of docs/methods.md §3 (DHN is §4.1); DHN (Zhu et al., AAAI 2016) applies
+    it to its raw output u, and the common implementation (DeepHash-pytorch's DHN) uses λ = α = 0.1.
+    Computed stably as ``|z| + log1p(exp(−2|z|)) − log 2``.
     """
 
     def loss(self, x: Tensor) -> Tensor:

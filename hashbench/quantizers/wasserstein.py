@@ -172,8 +172,8 @@ class HSWD(Quantizer):
 
     ``HSWD² = (1/m) Σ_l W_l²``, ``W_l² = (1/N) Σ_i (h_(i),l − b_(i),l)²`` (columns sorted).
     The authors' code applies it to the raw head output ``u`` (not tanh) and minimises HSWD²
-    (``squared=True``). λ: tuned per method in the paper (it states no single value; methods.md
-    gives none), so a config must choose it.
+    (``squared=True``). λ: tuned per method in the paper (it states no single value; docs/methods.md
+    §2.1 gives none), so a config must choose it.
 
     * ``target="sampled"``: the paper's estimator, a fresh i.i.d. ±1 target B (N, m) per call drawn
       from torch's global RNG on the input's device; noisy (balanced ±1 codes score ≈ 0.2 at N = 64).
