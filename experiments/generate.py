@@ -407,6 +407,7 @@ def study_sweep(name: str, method: Method, variant: str, pure: bool) -> tuple[st
     parameters["seed_everything"] = {"values": list(STUDY.seeds)}
     overlays = ["experiments/demo.yaml", f"experiments/digits/{name}.yaml", "experiments/study/protocol.yaml"]
     command = ["hashbench", "fit", *(item for path in overlays for item in ("--config", path)), *arguments]
+    command += ["--test_after_fit=true"]  # test is reported for the λ validation chooses
     if pure:
         command += method.pure_replacement.split()
     sweep = {

@@ -71,9 +71,10 @@ def _summary(function: Tool) -> str:
     return (function.__doc__ or "").strip().splitlines()[0] if function.__doc__ else ""
 
 
-def _function_parser(name: str, function: Tool) -> ArgumentParser:
-    """The options of one tool, from its signature and docstring; a bool is a flag (``--dry_run``, also
-    ``--dry-run``; ``--no_dry_run`` turns it off)."""
+def _function_parser(name: str, function: Tool, positional: bool = True) -> ArgumentParser:
+    """The options of one tool, from its signature and docstring: required parameters positional (or
+    ``--name`` options when not ``positional``), a bool a flag (``--dry_run``, also ``--dry-run``;
+    ``--no_dry_run`` turns it off)."""
     parser = ArgumentParser(description=" ".join((function.__doc__ or "").split("Args:")[0].split()))
     described = {
         param.arg_name: param.description for param in parse_docstring(function.__doc__ or "").params
@@ -82,7 +83,7 @@ def _function_parser(name: str, function: Tool) -> ArgumentParser:
     flags = [p for p in signature.parameters.values() if p.annotation is bool and p.name not in INJECTED]
     variadic = VARIADIC_POSITIONALS.get(name)
     skip: set[str | int] = {*INJECTED, *(flag.name for flag in flags), *([variadic] if variadic else [])}
-    parser.add_function_arguments(function, as_group=False, as_positional=True, skip=skip)
+    parser.add_function_arguments(function, as_group=False, as_positional=positional, skip=skip)
     for flag in flags:
         spellings = dict.fromkeys([f"--{flag.name}", f"--{flag.name.replace('_', '-')}"])
         parser.add_argument(
@@ -106,7 +107,9 @@ def build_parser() -> ArgumentParser:
             members = group.add_subcommands(dest="subcommand", required=True)
             for member_name, function in tool.items():
                 members.add_subcommand(
-                    member_name, _function_parser(member_name, function), help=_summary(function)
+                    member_name,
+                    _function_parser(member_name, function, positional=False),
+                    help=_summary(function),
                 )
         else:
             subcommands.add_subcommand(name, _function_parser(name, tool), help=_summary(tool))

@@ -157,9 +157,10 @@ class HashbenchCLI(LightningCLI):
             "--diagnostics",
             type=bool,
             default=True,
-            help="fit only: log the paper's training diagnostics each epoch (HSWD, exact HSWD, SWD and the "
-            "method's own term on training codes; seconds per epoch) to diagnostics.json and the loggers, "
-            "unless a TrainingDiagnostics callback is configured.",
+            help="fit only: log the paper's training diagnostics each epoch (HSWD, exact HSWD, SWD with "
+            "1,000 projections and the method's own term on 512 training codes; seconds per epoch) to "
+            "diagnostics.json and the loggers, unless a TrainingDiagnostics callback is configured "
+            "(configure one for other sizes, as the study does).",
         )
         parser.add_argument(
             "--test_after_fit",
@@ -210,7 +211,7 @@ class HashbenchCLI(LightningCLI):
             and self.config[self.subcommand].get("diagnostics")
             and not any(isinstance(callback, TrainingDiagnostics) for callback in callbacks)
         ):
-            callbacks.append(TrainingDiagnostics())
+            callbacks.append(TrainingDiagnostics(num_images=512, swd_projections=1000))  # light by default
         if not any(isinstance(callback, RetrievalGrid) for callback in callbacks):
             callbacks.append(RetrievalGrid())
         loggers = trainer_config.get("logger")
