@@ -24,10 +24,11 @@ def test_ddp_fit_then_test_on_two_and_one_process_agree(tmp_path: Path) -> None:
         "fit", "--config", EXPERIMENTS / "demo.yaml", *DDP,
         "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "3",
         "--trainer.check_val_every_n_epoch", "1", "--trainer.logger", "false",
-        "--trainer.default_root_dir", tmp_path / "fit",
+        "--trainer.default_root_dir", tmp_path / "fit", "--test_after_fit", "true",
     )  # fmt: skip
     assert fit.returncode == 0, fit.stderr[-3000:]
     assert "MEMBER: 2/2" in fit.stderr, "two processes must have trained"
+    assert "sync_dist" not in fit.stderr, "every logged value is global: no per-rank warning"
     (run_dir,) = _run_dirs(tmp_path / "fit")  # the ranks share one run folder
     fit_metrics = json.loads((run_dir / "metrics.json").read_text())
     assert fit_metrics["global_step"] == 6 and (run_dir / "run.json").is_file()
@@ -46,7 +47,7 @@ def test_ddp_fit_then_test_on_two_and_one_process_agree(tmp_path: Path) -> None:
         tested[devices] = json.loads((test_dir / "metrics.json").read_text())
     for name in METRICS:
         assert tested["2"][f"test/{name}"] == tested["1"][f"test/{name}"], name
-        assert tested["1"][f"test/{name}"] == fit_metrics[f"val/{name}"], name
+        assert tested["1"][f"test/{name}"] == fit_metrics[f"test/{name}"], name
 
 
 def test_torchrun_processes_share_one_run_folder(tmp_path: Path) -> None:

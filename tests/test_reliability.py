@@ -14,6 +14,8 @@ from conftest import EXPERIMENTS
 from lightning import Callback, LightningModule, Trainer
 from test_cli import hashbench_in_process
 
+from hashbench.runs.folder import RunFolder
+
 DEMO = EXPERIMENTS / "demo.yaml"
 QUIET = ["--trainer.logger", "false", "--trainer.enable_progress_bar", "false", "--trainer.callbacks", "null"]
 SHORT = ["--trainer.limit_train_batches", "4", "--trainer.check_val_every_n_epoch", "2", *QUIET]
@@ -105,6 +107,14 @@ def test_a_diverged_run_stops_with_the_term_the_step_and_a_hint(
     assert code == 2
     assert "training diverged at epoch 0, step 1" in err and "similarity = nan" in err
     assert "model.optimizer.init_args.lr" in err and "model.quantization_weight" in err
+    (run_dir,) = run_dirs(tmp_path)
+    run = RunFolder(run_dir)
+    assert run.status == "failed" and "training diverged" in (run.error or "")
+    assert (
+        "nan" not in (run_dir / "metrics.json").read_text().lower()
+        if (run_dir / "metrics.json").is_file()
+        else True
+    )
 
 
 def test_a_checkpoint_that_disagrees_with_the_config_is_refused(
