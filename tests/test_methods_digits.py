@@ -53,6 +53,7 @@ def test_method_learns_digits(method: str, quantizer: str, tmp_path: Path) -> No
         "--trainer.logger", "false",
         "--trainer.callbacks", "null",
         "--trainer.enable_checkpointing", "false",
+        "--diagnostics", "false",
     ]  # fmt: skip
     output = io.StringIO()
     with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
