@@ -11,7 +11,6 @@ import torch
 from lightning import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
-from torch.utils.data import DataLoader
 
 from hashbench.backbones import Backbone
 from hashbench.baselines import FittedHead
@@ -161,22 +160,13 @@ class HashingModule(LightningModule):
         generator)."""
         datamodule = getattr(self.trainer, "datamodule", None)
         assert isinstance(datamodule, RetrievalDataModule)  # checked in setup
-        loader = DataLoader(
-            datamodule.train_dataset,
-            batch_size=datamodule.eval_batch_size,
-            num_workers=datamodule.num_workers,
-            collate_fn=datamodule.collate_fn,
-            generator=torch.Generator().manual_seed(datamodule.seed),
-        )
+        loader = datamodule.eval_loader(datamodule.train_dataset)
         was_training = self.backbone.training
         self.backbone.eval()
         parts = []
         with torch.no_grad():
             for images, _, _ in loader:
-                images = images.to(self.device)
-                if datamodule.batch_transform is not None:
-                    images = datamodule.batch_transform(images, False)
-                parts.append(self.backbone(images).float())
+                parts.append(self.backbone(datamodule.model_input(images.to(self.device))).float())
         self.backbone.train(was_training)
         return torch.cat(parts)
 

@@ -13,37 +13,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import EXPERIMENTS
+from test_losses import ctx, onehot, ready, softplus, terms
 
 from hashbench.cli import main
-from hashbench.losses import ADSH, DFH, DHN, DSHSD, IDHN, LCDSH, HashLoss, TrainingContext
+from hashbench.losses import ADSH, DFH, DHN, DSHSD, IDHN, LCDSH
 from hashbench.losses import adsh as adsh_module
 from hashbench.losses.adsh import adsh_discrete_step, adsh_objective, adsh_similarity
 from hashbench.losses.dfh import dfh_binary_codes, dfh_center_objective, dfh_center_step
 from hashbench.losses.pairwise import similarity_matrix
 from hashbench.quantizers import LocalityConstrained, SoftsignUnitL1
-
-
-def ctx(bits: int = 2, classes: int = 2, train: int = 4, multi: bool = False) -> TrainingContext:
-    return TrainingContext(bits=bits, num_classes=classes, num_train=train, multi_label=multi)
-
-
-def ready(loss: HashLoss, context: TrainingContext) -> HashLoss:
-    loss.setup(context)
-    loss.on_train_epoch_start(0)
-    return loss
-
-
-def onehot(*classes: int, num: int = 2) -> torch.Tensor:
-    return F.one_hot(torch.tensor(classes), num).float()
-
-
-def terms(loss: HashLoss, u: torch.Tensor, h: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-    out = loss(u, h, labels, torch.arange(len(u)))
-    return {name: value.item() for name, value in out.items()}
-
-
-def softplus(x: float) -> float:
-    return math.log1p(math.exp(x))
 
 
 # ------------------------------------------------------------------------------------------- DHN

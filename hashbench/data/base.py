@@ -158,6 +158,10 @@ class RetrievalDataModule(LightningDataModule):
         without a Trainer (diagnostics, retrieval) calls this, as the Trainer's hook does."""
         return images if self.batch_transform is None else self.batch_transform(images, training)
 
+    def eval_loader(self, dataset: Dataset) -> DataLoader:
+        """An evaluation loader over ``dataset`` (in order, drawing nothing from the global generator)."""
+        return self._loader(dataset, train=False)
+
     def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
         return DataLoader(
             dataset,
