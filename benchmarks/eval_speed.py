@@ -2,7 +2,7 @@
 
     python benchmarks/eval_speed.py            # full table (about a minute or two on 2 cores)
     python benchmarks/eval_speed.py --quick    # smaller reference runs
-    python benchmarks/eval_speed.py --quick --scale 0.01 --repeats 1 --cases 0 1  # smoke run (tests)
+    python benchmarks/eval_speed.py --quick --scale 0.01 --repeats 1 --cases 0    # smoke run (tests)
     python benchmarks/eval_speed.py --imports  # import times only
 
 Every case runs in a fresh subprocess so that its peak memory can be measured: the increase of the

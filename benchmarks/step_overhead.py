@@ -1,14 +1,16 @@
 """Per-step cost of ``hashbench fit`` against a plain PyTorch loop on the same model, data and optimizer.
 
     python benchmarks/step_overhead.py                 # the demo: digits, SmallCNN, DPSH + HSWD, 32 bits
-    python benchmarks/step_overhead.py --epochs 3      # shorter
+    python benchmarks/step_overhead.py --epochs 3 --rounds 1     # shorter
 
 Both loops train the demo's model (SmallCNN width 32, tanh head, DPSH with its code bank, HSWD with λ = 0.1,
 Adam 1e-3) on the demo's digits split with the same DataLoader, one thread. A step's time is the wall time
 from one batch's start to the next (data, forward, loss, backward, optimizer and, for Lightning, its hooks,
-logging and progress display). Epoch 0 is excluded (warm-up). The table gives the median and 90th percentile
-per step and the overhead of each Lightning configuration over the plain loop; the target is ≤ 5 % with the
-demo's display. Run it on an idle machine: the loops run one after the other.
+logging and progress display). Epoch 0 of each loop is excluded (warm-up). The loops run one after the
+other, in ``--rounds`` rotations so that a drift in the machine's speed touches all of them alike; the table
+pools the rounds and gives the median and 90th percentile per step and the overhead of each Lightning
+configuration over the plain loop. The target is ≤ 5 % with the demo's display. Run it on an idle machine
+(progress bars go to stderr: ``2>/dev/null`` keeps the table readable).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -110,31 +113,38 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--epochs", type=int, default=6, help="epochs per loop (the first is not counted)")
+    parser.add_argument("--rounds", type=int, default=3, help="rotations of all the loops, pooled")
     args = parser.parse_args()
     torch.set_num_threads(1)
     data = Digits(query_per_class=20, train_per_class=80, batch_size=64)
     data.setup("fit")
 
-    module = make_module()
-    context = TrainingContext(bits=32, num_classes=10, num_train=len(data.train_dataset), multi_label=False)
-    module.loss.setup(context)
-    optimizer = torch.optim.Adam(module.parameters(), lr=1e-3, weight_decay=1e-4)
-    plain = [plain_epoch(module.train(), optimizer, data.train_dataloader()) for _ in range(args.epochs)]
-
-    configurations = {
-        "hashbench fit, no progress display": {"enable_progress_bar": False},
-        "hashbench fit, the demo's display (TQDM, refresh every 10 steps)": {
+    configurations: dict[str, Callable[[], dict[str, Any]]] = {  # fresh callbacks for each trainer
+        "hashbench fit, no progress display": lambda: {"enable_progress_bar": False},
+        "hashbench fit, the demo's display (TQDM, refresh every 10 steps)": lambda: {
             "callbacks": [TQDMProgressBar(refresh_rate=10)]
         },
-        "hashbench fit, TQDM refreshed every step": {"callbacks": [TQDMProgressBar(refresh_rate=1)]},
+        "hashbench fit, TQDM refreshed every step": lambda: {"callbacks": [TQDMProgressBar(refresh_rate=1)]},
     }
-    measured = {
-        name: lightning_epochs(data, args.epochs, **options) for name, options in configurations.items()
-    }
-    plain_steps = [t for epoch in plain[1:] for t in epoch]
+    plain: list[list[float]] = []
+    measured: dict[str, list[list[float]]] = {name: [] for name in configurations}
+    for _ in range(args.rounds):
+        module = make_module()
+        module.loss.setup(
+            TrainingContext(bits=32, num_classes=10, num_train=len(data.train_dataset), multi_label=False)
+        )
+        optimizer = torch.optim.Adam(module.parameters(), lr=1e-3, weight_decay=1e-4)
+        epochs = [plain_epoch(module.train(), optimizer, data.train_dataloader()) for _ in range(args.epochs)]
+        plain.extend(epochs[1:])
+        for name, options in configurations.items():
+            measured[name].extend(lightning_epochs(data, args.epochs, **options())[1:])
+    plain_steps = [t for epoch in plain for t in epoch]
     reference = statistics.median(plain_steps)
 
-    print(f"\nms per training step, epochs 1–{args.epochs - 1} (epoch 0 excluded), 1 thread\n")
+    print(
+        f"\nms per training step, epochs 1–{args.epochs - 1} of each loop (epoch 0 excluded), "
+        f"{args.rounds} rounds pooled, 1 thread\n"
+    )
     print("| loop | steps | median | p90 | overhead (median) |")
     print("|---|---:|---:|---:|---:|")
     plain_p90 = statistics.quantiles(plain_steps, n=10)[-1]
@@ -143,7 +153,7 @@ def main() -> None:
         "| reference |"
     )
     for name, epochs in measured.items():
-        steps = [t for epoch in epochs[1:] for t in epoch]
+        steps = [t for epoch in epochs for t in epoch]
         median, p90 = statistics.median(steps), statistics.quantiles(steps, n=10)[-1]
         overhead = 100 * (median / reference - 1)
         print(f"| {name} | {len(steps)} | {1e3 * median:.2f} | {1e3 * p90:.2f} | {overhead:+.1f} % |")

@@ -211,6 +211,12 @@ def test_report_gives_paired_intervals_and_verdicts(report: tuple[str, Path]) ->
         assert f"]({figure})" in text and (folder / figure).read_bytes()[:4] == b"\x89PNG"
 
 
+def test_report_compares_pure_replacement_with_mechanism_kept(report: tuple[str, Path]) -> None:
+    diffs = [ORIGINAL[s] - 0.1 - s / 100 - HSWD_CHOSEN[s] for s in SEEDS]
+    row = next(line for line in report[0].splitlines() if line.startswith("| DSDH-C pure | 8 |"))
+    assert row.startswith(f"| DSDH-C pure | 8 | {np.mean(diffs):+.4f} [") and row.endswith("| no (3 seeds) |")
+
+
 def test_report_reports_code_diagnostics_and_epoch_times(report: tuple[str, Path]) -> None:
     text = report[0]
     row = next(line for line in text.splitlines() if line.startswith("| DSDH-C | 8 | 0.1 |"))

@@ -136,6 +136,7 @@ def test_the_command_is_the_one_the_agent_runs(tmp_path: Path, capsys: pytest.Ca
         "--model.quantizer=hashbench.quantizers.HSWD", "--model.quantization_weight=0.1",
     ]  # fmt: skip
     assert configuration_label(3, params) == "003_quantizer-HSWD_quantization_weight-0.1"
+    assert configuration_label(0, {"config": "experiments/digits/itq.yaml"}) == "000_config-itq"
     code, out, err = hashbench_in_process(
         capsys, "sweep", sweep.path, "--local", "--count", "2", "--root", tmp_path, "--dry-run",
         "--seeds", "[5,6]", "--", "-x",

@@ -41,8 +41,12 @@ SHUTDOWN_SECONDS = 60.0
 
 
 def _short(value: Any) -> str:
-    """``hashbench.quantizers.HSWD`` → ``HSWD``; numbers as they are."""
-    return value.rsplit(".", 1)[-1] if isinstance(value, str) else str(value)
+    """``hashbench.quantizers.HSWD`` → ``HSWD``, ``experiments/digits/itq.yaml`` → ``itq``; numbers as they are."""
+    if not isinstance(value, str):
+        return str(value)
+    if value.endswith((".yaml", ".yml")):
+        return Path(value).stem
+    return value.rsplit(".", 1)[-1]
 
 
 def configuration_label(index: int, params: dict[str, Any]) -> str:

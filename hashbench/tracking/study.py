@@ -288,6 +288,30 @@ def change_table(chosen: dict[Setting, Selected], changes: dict[Setting, Paired]
     return "\n".join(lines)
 
 
+def mechanism_table(chosen: dict[Setting, Selected], report: str) -> str:
+    """Pure replacement against mechanism kept, same quantizer and bits: paired change, and whether the
+    two gave the same figure on every seed (the mechanism then feeds only the term the plug-in replaced)."""
+    lines = [
+        f"| setting | bits | Δ {report}, pure − kept [95% CI] | same figure on every seed |",
+        "|---|---:|---|---|",
+    ]
+    for pure in sorted((s for s in chosen if s.mechanism == "pure"), key=lambda s: (s.sort_key(), s.bits)):
+        kept = chosen.get(Setting(pure.method, "kept", pure.quantizer, pure.bits))
+        if kept is None:
+            continue
+        a, b = chosen[pure].by_seed(report), kept.by_seed(report)
+        change = paired_change(a, b)
+        if change is None:
+            continue
+        same = all(a[seed] == b[seed] for seed in set(a) & set(b))
+        interval = f"[{change.low:+.4f}, {change.high:+.4f}]" if change.seeds > 1 else "(1 seed)"
+        lines.append(
+            f"| {pure.label} | {pure.bits} | {change.mean:+.4f} {interval} | "
+            f"{'yes' if same else 'no'} ({change.seeds} seeds) |"
+        )
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def diagnostics_table(chosen: dict[Setting, Selected], stage: str) -> str:
     lines = [
         f"| setting | bits | λ | {stage}/bit_entropy | {stage}/quantization_error (rad) "
@@ -337,7 +361,8 @@ def verdict_summary(changes: dict[Setting, Paired]) -> str:
         }
         where = "; ".join(f"{v} {len(names)} ({', '.join(names) or 'none'})" for v, names in counts.items())
         label = quantizer + (" (pure replacement)" if mechanism == "pure" else "")
-        lines.append(f"* **{label}** against the original term, {len(items)} settings: {where}.")
+        count = f"{len(items)} setting" + ("s" if len(items) != 1 else "")
+        lines.append(f"* **{label}** against the original term, {count}: {where}.")
     return "\n".join(lines)
 
 
@@ -461,6 +486,19 @@ def write_report(root: Path, out: Path, select: str, report: str, title: str) ->
         f"win) in {agree} of {len(hswd)} settings, contradicts it (a loss) in {against}, and is undecided "
         f"(a tie) in {len(hswd) - agree - against}.",
         "",
+        *(
+            [
+                "## Mechanism kept or pure replacement",
+                "",
+                "The same plug-in with the method's own mechanism (DSDH's discrete step, HashNet's "
+                "continuation) kept or switched off; each at its own λ chosen on validation.",
+                "",
+                mechanism,
+                "",
+            ]
+            if (mechanism := mechanism_table(chosen, report))
+            else []
+        ),
         "## Code diagnostics and training time",
         "",
         diagnostics_table(chosen, stage),
