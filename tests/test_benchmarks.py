@@ -19,7 +19,7 @@ def _run(*args: str) -> str:
 
 
 def test_eval_speed_smoke_run_matches_the_reference():
-    """eval_speed.py at 1% scale, NUS-WIDE at 64 bits: per query, hashbench's AP and P@k equal the public code's."""
+    """eval_speed.py at 1% scale, NUS-WIDE, 64 bits: per query, AP and P@k equal the public code's."""
     args = ("--quick", "--scale", "0.01", "--repeats", "1", "--cases", "0")
     text = _run(str(BENCHMARKS / "eval_speed.py"), *args)
     (row,) = [line for line in text.splitlines() if line.startswith("| NUS-WIDE")]

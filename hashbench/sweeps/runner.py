@@ -41,7 +41,7 @@ SHUTDOWN_SECONDS = 60.0
 
 
 def _short(value: Any) -> str:
-    """``hashbench.quantizers.HSWD`` → ``HSWD``, ``experiments/digits/itq.yaml`` → ``itq``; numbers as they are."""
+    """``hashbench.quantizers.HSWD`` → ``HSWD``, ``experiments/digits/itq.yaml`` → ``itq``; numbers as is."""
     if not isinstance(value, str):
         return str(value)
     if value.endswith((".yaml", ".yml")):
