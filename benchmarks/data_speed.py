@@ -194,7 +194,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--images", type=int, default=192, help="generated JPEGs (500×375)")
+    parser.add_argument("--images", type=int, default=512, help="generated JPEGs (500×375)")
     parser.add_argument("--cifar-images", type=int, default=12_800, help="in-memory 32×32 images")
     args = parser.parse_args()
     torch.set_num_threads(1)

@@ -62,21 +62,36 @@ def test_decoding_matches_pil(images: dict[str, Path]) -> None:
         assert torch.equal(decoded, expected), name
 
 
-@pytest.mark.parametrize("training", [False, True])
-def test_uint8_transforms_match_the_pil_path(images: dict[str, Path], training: bool) -> None:
-    """Same seed, same crop and flip; resizing PIL vs tensor (antialiased) differs by at most one level."""
-    pil_train, pil_eval = image_transforms(224)
-    tensor_train, tensor_eval = uint8_transforms(224)
+def test_uint8_evaluation_transform_matches_the_pil_path(images: dict[str, Path]) -> None:
+    """Resize then centre crop: PIL vs tensor (antialiased) resizing differs by at most one level."""
+    _, pil_eval = image_transforms(224)
+    _, tensor_eval = uint8_transforms(224)
     for name, path in images.items():
         with Image.open(path) as file:
-            pil_image = file.convert("RGB")
-        torch.manual_seed(3)
-        expected = (pil_train if training else pil_eval)(pil_image)
-        torch.manual_seed(3)
-        got = normalize((tensor_train if training else tensor_eval)(read_rgb(path))[None])[0]
+            expected = pil_eval(file.convert("RGB"))
+        got = normalize(tensor_eval(read_rgb(path))[None])[0]
         assert got.shape == expected.shape == (3, 224, 224), name
         difference = (got - expected).abs()
         assert difference.max() <= ONE_LEVEL and difference.mean() <= MEAN_TOLERANCE, name
+
+
+@pytest.mark.parametrize("size", [(375, 500), (457, 300)], ids=["landscape", "portrait"])
+def test_uint8_training_transform_takes_the_pil_window(size: tuple[int, int]) -> None:
+    """Same seed, same window and flip as PIL's resize + random crop: the one-pass crop may move by half a
+    source pixel, which on ramps of ½ level a pixel (x in red, y in green) stays within two levels."""
+    height, width = size
+    y, x = np.mgrid[0:height, 0:width]
+    ramps = np.stack([x * 255 / (width - 1), y * 255 / (height - 1), np.full(x.shape, 128.0)], axis=-1)
+    picture = np.rint(ramps).astype(np.uint8)
+    pil_train, _ = image_transforms(224)
+    tensor_train, _ = uint8_transforms(224)
+    for seed in range(8):
+        torch.manual_seed(seed)
+        expected = pil_train(Image.fromarray(picture))
+        torch.manual_seed(seed)
+        got = normalize(tensor_train(torch.from_numpy(picture).permute(2, 0, 1))[None])[0]
+        assert got.shape == expected.shape == (3, 224, 224)
+        assert (got - expected).abs().max() <= 2 * ONE_LEVEL, seed
 
 
 def test_normalize_is_imagenet_normalisation() -> None:

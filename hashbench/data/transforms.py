@@ -13,6 +13,7 @@ Two pipelines give these transforms the same meaning:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
@@ -68,15 +69,46 @@ def image_transforms(
     return train, evaluation
 
 
+class ResizeRandomCrop(v2.Transform):
+    """``Resize(resize_size)`` then ``RandomCrop(size)`` in one pass: the crop window is drawn as
+    ``RandomCrop`` draws it (same random calls, so the same seed gives the same window), mapped back onto
+    the source image and resized alone to ``size × size`` (antialiased). The resize then computes only the
+    crop's pixels (224² instead of 256 × 341 for a 4:3 image). The window is rounded to whole source pixels:
+    against the two-step transform the crop may shift and scale by up to half a source pixel."""
+
+    def __init__(self, resize_size: int, size: int) -> None:
+        super().__init__()
+        self.resize_size, self.size = resize_size, size
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        height, width = v2.query_size(flat_inputs)
+        longer = int(self.resize_size * max(height, width) / min(height, width))  # as v2.Resize rounds
+        resized = (self.resize_size, longer) if height <= width else (longer, self.resize_size)
+        top, left = (
+            int(torch.randint(0, side - self.size + 1, size=())) if side > self.size else 0
+            for side in resized
+        )
+        scale_y, scale_x = height / resized[0], width / resized[1]
+        y0, y1 = round(top * scale_y), round((top + self.size) * scale_y)
+        x0, x1 = round(left * scale_x), round((left + self.size) * scale_x)
+        return {"top": y0, "left": x0, "height": y1 - y0, "width": x1 - x0}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        return self._call_kernel(
+            v2.functional.resized_crop, inpt, **params, size=[self.size, self.size], antialias=True
+        )
+
+
 def uint8_transforms(
     image_size: int = 224, resize_size: int | None = None, horizontal_flip: bool = True
 ) -> tuple[v2.Compose, v2.Compose]:
     """:func:`image_transforms` without the float conversion and normalisation: uint8 ``(3, H, W)`` tensor
     → uint8 ``(3, image_size, image_size)``, resized with antialiasing (the images are normalised on the
-    device by :func:`hashbench.data.device.normalize`). Works on CPU and CUDA tensors."""
+    device by :func:`hashbench.data.device.normalize`). Works on CPU and CUDA tensors. Training resizes
+    the random window only (:class:`ResizeRandomCrop`); evaluation resizes, then crops, exactly as PIL."""
     resize = checked_resize_size(image_size, resize_size)
     flip = [v2.RandomHorizontalFlip()] if horizontal_flip else []
-    train = v2.Compose([v2.Resize(resize, antialias=True), v2.RandomCrop(image_size), *flip])
+    train = v2.Compose([ResizeRandomCrop(resize, image_size), *flip])
     evaluation = v2.Compose([v2.Resize(resize, antialias=True), v2.CenterCrop(image_size)])
     return train, evaluation
 
