@@ -7,6 +7,7 @@ import io
 import json
 import re
 import statistics
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from scipy import stats
 from hashbench.cli import main
 from hashbench.errors import UserError
 from hashbench.tracking.codes_figure import main as codes_figure_main
-from hashbench.tracking.study import load_run, write_report
+from hashbench.tracking.study import Run, Setting, load_run, run_time, write_report
 
 TINY = [
     "--trainer.max_epochs", "2",
@@ -107,7 +108,15 @@ def test_codes_figure_command_writes_a_png(fits: tuple[Path, Path], tmp_path: Pa
 
 # ------------------------------------------------------------------------------------- the report
 def _write_run(
-    folder: Path, method: str, quantizer: str, weight: float, seed: int, val: float, test: float, **loss: bool
+    folder: Path,
+    method: str,
+    quantizer: str,
+    weight: float,
+    seed: int,
+    val: float,
+    test: float,
+    term: bool = True,
+    **loss: bool,
 ) -> None:
     """A minimal run folder as the CLI and the diagnostics callback write them."""
     folder.mkdir(parents=True)
@@ -133,6 +142,7 @@ def _write_run(
         "test/mAP@all": test,
         "test/bit_entropy": 0.5 + seed / 10,
         "test/quantization_error": 0.1 * (seed + 1),
+        **({"train/loss/quantization": 0.3} if term else {}),
     }
     (folder / "metrics.json").write_text(json.dumps(metrics))
     epochs = [
@@ -171,6 +181,8 @@ def study_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
                    discrete_step=False)  # fmt: skip
         tied = ORIGINAL[seed] + (0.05, -0.05, 0.01)[seed]
         _write_run(root / f"e_{seed}", "DSDH", "HSWD-exact", 0.1, seed, 0.5, tied, discrete_step=True)
+        # a method whose original form has no quantization term: its λ did nothing
+        _write_run(root / f"n_{seed}", "HashNet", "original", 0.1, seed, 0.5, 0.4, term=False)
     (root / "failed").mkdir()
     (root / "failed" / "config.yaml").write_text("seed_everything: 0\n")
     return root
@@ -193,6 +205,22 @@ def test_report_chooses_lambda_on_validation_and_reports_test(report: tuple[str,
         mean, std = statistics.mean(values.values()), statistics.stdev(values.values())
         expected = f"{mean:.4f} ± {std:.4f} (λ {weight}, n=3)"
         assert expected in _row(text, label), (label, _row(text, label))
+
+
+def test_report_shows_no_lambda_where_no_term_trained(report: tuple[str, Path]) -> None:
+    assert "(no term, n=3)" in _row(report[0], "HashNet")
+    assert "λ values ['0.1', '1', '2']" in report[0]
+
+
+def test_report_states_when_the_runs_ran(tmp_path: Path) -> None:
+    def run(start: str, end: str) -> Run:
+        return Run(tmp_path, Setting("DSDH", "kept", "HSWD", 8), 0.1, 0, {}, [],
+                   datetime.fromisoformat(start), datetime.fromisoformat(end))  # fmt: skip
+
+    text = run_time([run("2026-12-02 10:00:00", "2026-12-02 10:20:00"), run("2026-12-02 10:00:00",
+                     "2026-12-02 10:40:00"), run("2026-12-02 10:40:00", "2026-12-02 11:00:00")])  # fmt: skip
+    assert "ran from 2026-12-02 10:00 to 11:00 (60 minutes of wall clock" in text
+    assert "took 1600.0 s on average (80 minutes in all)" in text
 
 
 def test_report_gives_paired_intervals_and_verdicts(report: tuple[str, Path]) -> None:

@@ -8,6 +8,7 @@ import socket
 from datetime import datetime
 from pathlib import Path
 
+STAMP_FORMAT = "%Y%m%d-%H%M%S"
 RUN_DIR_ENV = "HASHBENCH_RUN_DIR"
 """Set by the launching process; DDP workers (re-executed with LOCAL_RANK > 0) reuse its folder."""
 
@@ -19,7 +20,7 @@ def safe_name(name: str) -> str:
 
 def fresh_dir(root: str | Path, name: str) -> Path:
     """Create and return a new ``root/name/YYYYmmdd-HHMMSS[-k]`` folder; never reuses an existing one."""
-    stem = Path(root) / safe_name(name) / datetime.now().strftime("%Y%m%d-%H%M%S")
+    stem = Path(root) / safe_name(name) / datetime.now().strftime(STAMP_FORMAT)
     for attempt in range(1000):
         candidate = stem if attempt == 0 else stem.with_name(f"{stem.name}-{attempt}")
         try:
@@ -28,6 +29,15 @@ def fresh_dir(root: str | Path, name: str) -> Path:
             continue
         return candidate
     raise RuntimeError(f"could not create a fresh run folder under {stem.parent}")
+
+
+def created_at(folder: Path) -> datetime | None:
+    """The local time a folder made by :func:`fresh_dir` was created (its name, to the second); None for
+    another name (a DDP job's ``torchrun-…`` or ``slurm-…`` folder)."""
+    try:
+        return datetime.strptime(folder.name[: len("YYYYmmdd-HHMMSS")], STAMP_FORMAT)
+    except ValueError:
+        return None
 
 
 def launcher_job_id() -> str | None:

@@ -18,11 +18,13 @@ from __future__ import annotations
 import json
 import math
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, cast
 
 import yaml
 
+from hashbench.runs.dirs import created_at
 from hashbench.tracking.describe import describe_run, flatten_config
 
 RunStatus = Literal["running", "completed", "failed", "interrupted"]
@@ -173,6 +175,19 @@ class RunFolder:
     @property
     def checkpoints_dir(self) -> Path:
         return self.path / CHECKPOINTS_DIR
+
+    @property
+    def started(self) -> datetime | None:
+        """When the run started (local time, to the second, from the folder's name); None if unknown."""
+        return created_at(self.path)
+
+    @property
+    def finished(self) -> datetime | None:
+        """When the run last wrote ``metrics.json`` (its end; local time); None if it wrote none."""
+        try:
+            return datetime.fromtimestamp((self.path / METRICS_FILE).stat().st_mtime)
+        except OSError:
+            return None
 
     # ------------------------------------------------------------------------------------------ writing
     def write_config(self, config_yaml: str) -> None:

@@ -23,6 +23,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,13 @@ class Run:
     seed: int
     metrics: dict[str, Any]
     diagnostics: list[dict[str, Any]]
+    started: datetime | None = None
+    finished: datetime | None = None
+
+    @property
+    def has_term(self) -> bool:
+        """Whether a quantization term trained the model (HashNet's original has none: λ does nothing)."""
+        return "train/loss/quantization" in self.metrics
 
     def value(self, key: str) -> float | None:
         value = self.metrics.get(key)
@@ -135,6 +143,7 @@ def load_run(folder: Path) -> Run | None:
     setting = Setting(
         method, "kept" if kept else "pure", _quantizer_name(description, flat), int(description["bits"])
     )
+    run_folder = RunFolder(folder)
     return Run(
         folder=folder,
         setting=setting,
@@ -142,6 +151,8 @@ def load_run(folder: Path) -> Run | None:
         seed=int(config.get("seed_everything") or 0),
         metrics=read_metrics(folder),
         diagnostics=read_diagnostics(folder),
+        started=run_folder.started,
+        finished=run_folder.finished,
     )
 
 
@@ -155,6 +166,11 @@ class Selected:
     runs: tuple[Run, ...]
     selection_mean: float
     weights_tried: tuple[float, ...]
+
+    @property
+    def weight_label(self) -> str:
+        """The chosen λ, or ``no term`` where no quantization term trained the model."""
+        return f"{self.weight:g}" if self.runs[0].has_term else "no term"
 
     def by_seed(self, key: str) -> dict[int, float]:
         return {run.seed: v for run in self.runs if (v := run.value(key)) is not None}
@@ -244,7 +260,7 @@ def map_table(chosen: dict[Setting, Selected], report: str) -> str:
                 cells.append("–")
                 continue
             mean, std, n = summary
-            cells.append(f"{mean:.4f} ± {std:.4f} (λ {selected.weight:g}, n={n})")
+            cells.append(f"{mean:.4f} ± {std:.4f} ({_lambda(selected.weight_label)}, n={n})")
         lines.append(
             f"| {Setting(method, mechanism, quantizer, bits[0]).label} | " + " | ".join(cells) + " |"
         )
@@ -329,7 +345,7 @@ def diagnostics_table(chosen: dict[Setting, Selected], stage: str) -> str:
             _fmt(statistics.mean(seconds) if seconds else None, 3),
         ]
         lines.append(
-            f"| {setting.label} | {setting.bits} | {selected.weight:g} | " + " | ".join(cells) + " |"
+            f"| {setting.label} | {setting.bits} | {selected.weight_label} | " + " | ".join(cells) + " |"
         )
     return "\n".join(lines)
 
@@ -391,6 +407,12 @@ def fig3(chosen: dict[Setting, Selected], bits: int) -> Figure:
                         [statistics.mean(curves[e]) for e in epochs],
                         label=setting.label,
                     )
+            if not ax.lines:
+                ax.text(
+                    0.5, 0.5, f"{method} has no\n{title}", ha="center", va="center", transform=ax.transAxes
+                )
+                ax.set(title=f"{method}: {title}", xticks=[], yticks=[])
+                continue
             ax.set(
                 title=f"{method}: {title}", xlabel="epoch", yscale="log" if key != "original" else "linear"
             )
@@ -416,6 +438,27 @@ def fig2(chosen: dict[Setting, Selected], bits: int) -> Figure | None:
                 folders.append(run.folder)
                 titles.append(f"{run.setting.label} (seed {run.seed})")
     return codes_figure(folders, titles) if folders else None
+
+
+def _lambda(label: str) -> str:
+    return label if label == "no term" else f"λ {label}"
+
+
+def run_time(runs: Sequence[Run]) -> str:
+    """When the runs ran: first start to last end (wall clock) and the sum of their durations."""
+    spans = [(r.started, r.finished) for r in runs if r.started is not None and r.finished is not None]
+    if not spans:
+        return ""
+    first, last = min(start for start, _ in spans), max(end for _, end in spans)
+    end = f"{last:%H:%M}" if last.date() == first.date() else f"{last:%Y-%m-%d %H:%M}"
+    total = sum((end - start).total_seconds() for start, end in spans)
+    return (
+        f"The runs ran from {first:%Y-%m-%d %H:%M} to {end} "
+        f"({(last - first).total_seconds() / 60:.0f} minutes of wall clock, however many ran at a time). "
+        f"Each run from its folder's creation to its last metrics.json took {total / len(spans):.1f} s on "
+        f"average ({total / 60:.0f} minutes in all); each process's start-up before that (imports, config) "
+        "is not counted."
+    )
 
 
 # --------------------------------------------------------------------------------------- report
@@ -453,7 +496,7 @@ def write_report(root: Path, out: Path, select: str, report: str, title: str) ->
         figures["fig2"] = f"{out.stem}_fig2.png"
         picture.savefig(out.parent / figures["fig2"], dpi=110)
     seeds = sorted({run.seed for run in usable})
-    weights = sorted({run.weight for run in usable})
+    weights = sorted({run.weight for run in usable if run.has_term})
     hswd = [c for s, c in changes.items() if s.quantizer == "HSWD" and s.mechanism == "kept"]
     agree = sum(c.verdict == "win" for c in hswd)
     against = sum(c.verdict == "loss" for c in hswd)
@@ -463,7 +506,7 @@ def write_report(root: Path, out: Path, select: str, report: str, title: str) ->
         f"Generated by `python -m hashbench.tracking.study {root} --out {out}` from {len(folders)} run "
         f"folders ({len(usable)} with {select}); seeds {seeds}; λ values {[f'{w:g}' for w in weights]}. "
         f"λ is chosen per setting on the mean {select} over seeds; everything below is at that λ and "
-        f"reports {report} (mean ± std over seeds). "
+        f"reports {report} (mean ± std over seeds). {run_time(runs)} "
         + (
             "**Selection and report use the same metric here, so the figures are optimistic.**"
             if select == report
