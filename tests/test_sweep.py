@@ -157,7 +157,6 @@ def test_the_command_is_the_one_the_agent_runs(tmp_path: Path, capsys: pytest.Ca
     [
         ([], "add --local"),
         (["--local", "--count", "0"], "--count must be >= 1"),
-        (["--local", "--resume", "--root", "/nonexistent"], "no sweep 'bits' under /nonexistent"),
     ],
 )
 def test_sweep_usage_errors(args: list[str], expected: str, capsys: pytest.CaptureFixture) -> None:
@@ -189,7 +188,7 @@ def _fake_sweep(tmp_path: Path, lambdas: list[float], seeds: list[int]) -> Path:
 
 def test_runner_reports_failures_selects_on_validation_aggregates_seeds_and_resumes(tmp_path: Path) -> None:
     sweep = load_sweep(_fake_sweep(tmp_path, [0.01, 0.1, 1.0, -1.0], [0, 1, 2]))
-    sweep_dir = sweep_folder(tmp_path / "sweeps", sweep, resume=False)
+    sweep_dir = sweep_folder(tmp_path / "sweeps", sweep, resume=True)  # never ran: a fresh folder
     assert run_sweep(sweep, Search(sweep, None), sweep.seeds, sweep_dir, launcher=FAKE) == 1
     runs = _rows(sweep_dir / "summary.csv")
     assert len(runs) == 12 and [r["seed"] for r in runs[:3]] == ["0", "1", "2"]
@@ -219,10 +218,10 @@ def test_ctrl_c_marks_the_run_interrupted_writes_the_summary_and_exits_130(tmp_p
     path = _fake_sweep(tmp_path, [0.1], [0, 1])
     started = tmp_path / "started"
     script = (
-        "import sys\nfrom hashbench.sweeps.spec import load_sweep\n"
+        "import sys\nfrom pathlib import Path\nfrom hashbench.sweeps.spec import load_sweep\n"
         "from hashbench.sweeps.sampling import Search\n"
         "from hashbench.sweeps.runner import run_sweep, sweep_folder\n"
-        f"s = load_sweep({str(path)!r}); d = sweep_folder({str(tmp_path / 'sweeps')!r}, s, False)\n"
+        f"s = load_sweep({str(path)!r}); d = sweep_folder(Path({str(tmp_path / 'sweeps')!r}), s, False)\n"
         f"sys.exit(run_sweep(s, Search(s, None), s.seeds, d, launcher={FAKE!r}, resume_command='AGAIN'))"
     )
     env = {**os.environ, "FAKE_WAIT": str(started)}

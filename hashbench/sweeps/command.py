@@ -47,7 +47,8 @@ def sweep(
         check: Resolve every parameter value with the CLI's config resolution, run nothing.
         seeds: seed_everything of each run of a configuration (e.g. [0,1,2]); replaces the sweep file's
             seed_everything values.
-        resume: Continue the newest folder of this sweep under ROOT, skipping the completed runs.
+        resume: Continue the newest folder of this sweep under ROOT, skipping the completed runs (a fresh
+            folder if it never ran there).
         args: Arguments for every run, before the sweep's parameters (e.g. --trainer.max_epochs 1).
         resolve: The CLI's config resolution (set by the CLI, not an option); needed by check.
 

@@ -60,14 +60,14 @@ def run_label(configuration: str, seed: int | None) -> str:
 
 
 def sweep_folder(root: Path, sweep: Sweep, resume: bool) -> Path:
-    """A fresh ``root/<name>/<timestamp>``; with ``resume``, the newest folder of this sweep file."""
-    if not resume:
+    """A fresh ``root/<name>/<timestamp>``; with ``resume``, the newest folder of this sweep file, or a
+    fresh one if it never ran under ``root`` (so one command starts a study and continues it)."""
+    folders = (root / safe_name(sweep.name)).glob(f"*/{SWEEP_FILE}") if resume else ()
+    candidates = sorted(p.parent for p in folders)
+    if not candidates:
         folder = fresh_dir(root, sweep.name)
         (folder / SWEEP_FILE).write_text(sweep.path.read_text())
         return folder
-    candidates = sorted(p.parent for p in (root / safe_name(sweep.name)).glob(f"*/{SWEEP_FILE}"))
-    if not candidates:
-        raise UserError(f"--resume: no sweep {sweep.name!r} under {root}; run it once without --resume")
     folder = candidates[-1]
     if (folder / SWEEP_FILE).read_text() != sweep.path.read_text():
         raise UserError(f"--resume: {sweep.path} changed since {folder} started; run it without --resume")
