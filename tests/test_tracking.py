@@ -256,6 +256,12 @@ def test_comparison_picks_the_best_lambda_and_reports_relative_change() -> None:
     assert table[3] == "| DPSH-S | – | 0.7000 |"
     half_width = 12.7062 * 0.05  # t(0.975, 1 dof) × s/√n with s = 0.0707, n = 2
     assert table[4] == f"| DPSH-C | 0.5500 ± {half_width:.4f} (+10.0%) | – |"
+    spread = paper_table(records, spread="std").splitlines()
+    assert spread[0].startswith("| mAP (mean ± std over seeds) |")
+    assert (
+        spread[2] == "| DPSH | 0.5000 (n=1) | – |"
+        and spread[4] == "| DPSH-C | 0.5500 ± 0.0707 (n=2) (+10.0%) | – |"
+    )
     figure = compare.comparison_figure(records)
     assert len(figure.axes) == 6
 

@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -28,6 +28,7 @@ QUANTIZER_ORDER = ("original", "none", "SWD", "HSWD")
 """Row and colour order of the quantizers; others follow alphabetically."""
 
 Variant = tuple[str, str]  # (method, quantizer)
+Spread = Literal["ci", "std"]
 Setting = tuple[str, str, int]  # (method, quantizer, bits)
 
 
@@ -195,17 +196,19 @@ def _reported(runs: Sequence[RunRecord], metric: str) -> Estimate | None:
     return estimate([run.metric(metric) for run in runs])
 
 
-def paper_table(records: Sequence[RunRecord], metric: str = "mAP") -> str:
+def paper_table(records: Sequence[RunRecord], metric: str = "mAP", spread: Spread = "ci") -> str:
     """A Markdown table as in the papers: a row per method and quantizer, a column per code length.
 
     Each cell: the reported (test) ``metric`` at the λ chosen on validation mAP, as mean ± the half-width
-    of its 95% t interval over seeds, each plug-in with its relative change over the method's original
-    term at the same bits.
+    of its 95% t interval over seeds (``spread="std"``: ± the seeds' sample standard deviation, the
+    header says which), with the number of seeds when they differ across cells, each plug-in with its
+    relative change over the method's original term at the same bits.
     """
     best = best_lambda_runs(records)
     bits = sorted({key[2] for key in best})
+    label = metric if spread == "ci" else f"{metric} (mean ± std over seeds)"
     lines = [
-        f"| {metric} | " + " | ".join(f"{b} bits" for b in bits) + " |",
+        f"| {label} | " + " | ".join(f"{b} bits" for b in bits) + " |",
         "|---|" + "---:|" * len(bits),
     ]
     for method, quantizer in _variants(records):
@@ -214,8 +217,11 @@ def paper_table(records: Sequence[RunRecord], metric: str = "mAP") -> str:
             value = _reported(best.get((method, quantizer, b), []), metric)
             original = _reported(best.get((method, "original", b), []), metric)
             cell = "–" if value is None else f"{value.mean:.4f}"
-            if value is not None and value.half_width is not None:
-                cell += f" ± {value.half_width:.4f}"
+            width = None if value is None else value.half_width if spread == "ci" else value.std
+            if value is not None and value.n > 1 and width is not None:
+                cell += f" ± {width:.4f}"
+            if value is not None and spread == "std":
+                cell += f" (n={value.n})"
             if value is not None and original and original.mean and quantizer != "original":
                 cell += f" ({100 * (value.mean - original.mean) / original.mean:+.1f}%)"
             cells.append(cell)
@@ -420,9 +426,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m hashbench.tracking.compare", description=main.__doc__)
     parser.add_argument("root", type=Path, help="a folder of run folders (e.g. runs/methods)")
     parser.add_argument("--metric", default="mAP", help="reported metric (default: mAP at the dataset's K)")
+    parser.add_argument(
+        "--spread",
+        choices=("ci", "std"),
+        default="ci",
+        help="± in the paper-style table: half the 95%% t interval (ci, default) or the seeds' std",
+    )
     args = parser.parse_args(argv)
     records = load_local_runs(args.root)
-    print(paper_table(records, args.metric), end="\n\n")
+    print(paper_table(records, args.metric, args.spread), end="\n\n")
     print(paired_table(records, args.metric))
 
 
