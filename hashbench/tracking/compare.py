@@ -200,9 +200,9 @@ def paper_table(records: Sequence[RunRecord], metric: str = "mAP", spread: Sprea
     """A Markdown table as in the papers: a row per method and quantizer, a column per code length.
 
     Each cell: the reported (test) ``metric`` at the λ chosen on validation mAP, as mean ± the half-width
-    of its 95% t interval over seeds (``spread="std"``: ± the seeds' sample standard deviation, the
-    header says which), with the number of seeds when they differ across cells, each plug-in with its
-    relative change over the method's original term at the same bits.
+    of its 95% t interval over seeds (``spread="std"``: ± the seeds' sample standard deviation and the
+    number of seeds, the header says so), each plug-in with its relative change over the method's original
+    term at the same bits.
     """
     best = best_lambda_runs(records)
     bits = sorted({key[2] for key in best})
@@ -218,7 +218,7 @@ def paper_table(records: Sequence[RunRecord], metric: str = "mAP", spread: Sprea
             original = _reported(best.get((method, "original", b), []), metric)
             cell = "–" if value is None else f"{value.mean:.4f}"
             width = None if value is None else value.half_width if spread == "ci" else value.std
-            if value is not None and value.n > 1 and width is not None:
+            if width is not None:
                 cell += f" ± {width:.4f}"
             if value is not None and spread == "std":
                 cell += f" (n={value.n})"

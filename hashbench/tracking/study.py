@@ -49,21 +49,6 @@ CONFIDENCE = 0.95
 
 
 # ------------------------------------------------------------------------- run folders
-def read_config(folder: Path) -> dict[str, Any]:
-    """The run's resolved config, nested (through the run folder's owner)."""
-    return RunFolder(folder).nested_config
-
-
-def read_description(folder: Path) -> dict[str, Any]:
-    """Method, quantizer, bits, dataset, λ (``run.json``, or derived from the config)."""
-    return RunFolder(folder).description
-
-
-def read_metrics(folder: Path) -> dict[str, Any]:
-    """The run's final scalars (``metrics.json``); empty when it has none."""
-    return RunFolder(folder).metrics
-
-
 def run_folders(root: Path) -> list[Path]:
     """Every run folder under ``root`` (any depth)."""
     return [folder.path for folder in RunFolder.find(root)]
@@ -132,9 +117,10 @@ def _quantizer_name(description: dict[str, Any], flat: dict[str, Any]) -> str:
 
 def load_run(folder: Path) -> Run | None:
     """A run folder as a :class:`Run`; None when its config names no loss or no bits (not a hashing run)."""
-    config = read_config(folder)
+    run_folder = RunFolder(folder)
+    config = run_folder.nested_config
     flat = flatten_config(config)
-    description = read_description(folder)
+    description = run_folder.description
     if description.get("method") is None or description.get("bits") is None:
         return None
     method = str(description["method"])
@@ -143,13 +129,12 @@ def load_run(folder: Path) -> Run | None:
     setting = Setting(
         method, "kept" if kept else "pure", _quantizer_name(description, flat), int(description["bits"])
     )
-    run_folder = RunFolder(folder)
     return Run(
         folder=folder,
         setting=setting,
         weight=float(description.get("quantization_weight") or 0.0),
         seed=int(config.get("seed_everything") or 0),
-        metrics=read_metrics(folder),
+        metrics=run_folder.metrics,
         diagnostics=read_diagnostics(folder),
         started=run_folder.started,
         finished=run_folder.finished,
@@ -167,10 +152,9 @@ class Selected:
     selection_mean: float
     weights_tried: tuple[float, ...]
 
-    @property
-    def weight_label(self) -> str:
-        """The chosen λ, or ``no term`` where no quantization term trained the model."""
-        return f"{self.weight:g}" if self.runs[0].has_term else "no term"
+    def weight_label(self, prefix: str = "") -> str:
+        """The chosen λ after ``prefix``, or ``no term`` where no quantization term trained the model."""
+        return f"{prefix}{self.weight:g}" if self.runs[0].has_term else "no term"
 
     def by_seed(self, key: str) -> dict[int, float]:
         return {run.seed: v for run in self.runs if (v := run.value(key)) is not None}
@@ -260,7 +244,7 @@ def map_table(chosen: dict[Setting, Selected], report: str) -> str:
                 cells.append("–")
                 continue
             mean, std, n = summary
-            cells.append(f"{mean:.4f} ± {std:.4f} ({_lambda(selected.weight_label)}, n={n})")
+            cells.append(f"{mean:.4f} ± {std:.4f} ({selected.weight_label('λ ')}, n={n})")
         lines.append(
             f"| {Setting(method, mechanism, quantizer, bits[0]).label} | " + " | ".join(cells) + " |"
         )
@@ -345,7 +329,7 @@ def diagnostics_table(chosen: dict[Setting, Selected], stage: str) -> str:
             _fmt(statistics.mean(seconds) if seconds else None, 3),
         ]
         lines.append(
-            f"| {setting.label} | {setting.bits} | {selected.weight_label} | " + " | ".join(cells) + " |"
+            f"| {setting.label} | {setting.bits} | {selected.weight_label()} | " + " | ".join(cells) + " |"
         )
     return "\n".join(lines)
 
@@ -440,20 +424,16 @@ def fig2(chosen: dict[Setting, Selected], bits: int) -> Figure | None:
     return codes_figure(folders, titles) if folders else None
 
 
-def _lambda(label: str) -> str:
-    return label if label == "no term" else f"λ {label}"
-
-
 def run_time(runs: Sequence[Run]) -> str:
     """When the runs ran: first start to last end (wall clock) and the sum of their durations."""
     spans = [(r.started, r.finished) for r in runs if r.started is not None and r.finished is not None]
     if not spans:
         return ""
     first, last = min(start for start, _ in spans), max(end for _, end in spans)
-    end = f"{last:%H:%M}" if last.date() == first.date() else f"{last:%Y-%m-%d %H:%M}"
+    until = f"{last:%H:%M}" if last.date() == first.date() else f"{last:%Y-%m-%d %H:%M}"
     total = sum((end - start).total_seconds() for start, end in spans)
     return (
-        f"The runs ran from {first:%Y-%m-%d %H:%M} to {end} "
+        f"The runs ran from {first:%Y-%m-%d %H:%M} to {until} "
         f"({(last - first).total_seconds() / 60:.0f} minutes of wall clock, however many ran at a time). "
         f"Each run from its folder's creation to its last metrics.json took {total / len(spans):.1f} s on "
         f"average ({total / 60:.0f} minutes in all); each process's start-up before that (imports, config) "
