@@ -6,8 +6,10 @@
 
 Each command runs in a fresh process (``python -m hashbench …`` with the checkout first on PYTHONPATH, one
 torch thread), once to warm the disk cache and numba's cache, then ``--repeat`` times; the table gives the
-median wall time in seconds. The demo is ``hashbench fit --config experiments/demo.yaml`` for 20 epochs with
-its logger off. Targets: ``hashbench --help`` ≤ 1.5 s; the demo ≥ 30 % faster than before.
+median wall time in seconds. With a baseline, the two checkouts take turns (each command alternates between
+them) so that a drift in the machine's speed touches both alike. The demo is ``hashbench fit --config
+experiments/demo.yaml`` for 20 epochs with its logger off. Targets: ``hashbench --help`` ≤ 1.5 s; the demo
+≥ 30 % faster than before.
 """
 
 from __future__ import annotations
@@ -46,13 +48,17 @@ def wall_time(checkout: Path, args: list[str], runs: str) -> float:
     return elapsed
 
 
-def measure(checkout: Path, repeat: int) -> dict[str, float]:
-    times = {}
+def measure(checkouts: list[Path], repeat: int) -> list[dict[str, float]]:
+    """Median seconds of each command, per checkout; the checkouts take turns for every run."""
+    times: list[dict[str, list[float]]] = [{name: [] for name in COMMANDS} for _ in checkouts]
     with tempfile.TemporaryDirectory() as runs:
         for name, args in COMMANDS.items():
-            wall_time(checkout, args, runs)  # warm-up
-            times[name] = statistics.median(wall_time(checkout, args, runs) for _ in range(repeat))
-    return times
+            for checkout in checkouts:
+                wall_time(checkout, args, runs)  # warm-up
+            for _ in range(repeat):
+                for checkout, samples in zip(checkouts, times, strict=True):
+                    samples[name].append(wall_time(checkout, args, runs))
+    return [{name: statistics.median(values) for name, values in samples.items()} for samples in times]
 
 
 def main() -> None:
@@ -62,8 +68,9 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, help="another checkout of hashbench to compare with")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per command (median)")
     args = parser.parse_args()
-    now = measure(REPO, args.repeat)
-    before = measure(args.baseline.resolve(), args.repeat) if args.baseline else None
+    checkouts = [REPO] if args.baseline is None else [REPO, args.baseline.resolve()]
+    now, *baseline = measure(checkouts, args.repeat)
+    before = baseline[0] if baseline else None
     print(f"\nmedian wall time of {args.repeat} runs, seconds\n")
     if before is None:
         print("| command | this checkout |\n|---|---:|")

@@ -40,3 +40,25 @@ def test_quantizer_cost_smoke_run_prints_every_quantizer():
     rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
     for name in ("HSWD (sampled)", "HSWD (exact)", "SWD (L=1,000)", "SWD (L=10,000)", "OT"):
         assert name in rows and "×" in rows[name], name  # a measured cell: "µs (ratio×)"
+
+
+def test_startup_benchmark_alternates_the_checkouts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys):
+    """startup.py with a baseline: after one warm-up each, the checkouts take turns for every timed run,
+    and the table gives both medians and the change (here for a trivial command)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("startup_benchmark", BENCHMARKS / "startup.py")
+    assert spec is not None and spec.loader is not None
+    startup = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(startup)
+    order: list[Path] = []
+    time_one = startup.wall_time
+    monkeypatch.setattr(startup, "COMMANDS", {"python -c pass": ["-c", "pass"]})
+    monkeypatch.setattr(
+        startup, "wall_time", lambda checkout, *a: order.append(checkout) or time_one(checkout, *a)
+    )
+    monkeypatch.setattr(sys, "argv", ["startup.py", "--baseline", str(tmp_path), "--repeat", "2"])
+    startup.main()
+    assert order == [startup.REPO, tmp_path] * 3
+    (row,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| python -c pass")]
+    assert row.endswith("% |") and row.count("|") == 5

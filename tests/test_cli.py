@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 from pathlib import Path
@@ -156,6 +157,21 @@ def hashbench_in_process(capsys: pytest.CaptureFixture, *args: object) -> tuple[
         code = int(exit_.code or 0)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def test_training_imports_pause_the_collector_and_freeze_what_they_made() -> None:
+    """Lightning imports with the cycle collector paused; afterwards the collector runs again (also when
+    an import fails) and what the imports made is frozen, never rescanned."""
+    from hashbench.cli import _long_lived_objects
+
+    assert gc.isenabled()
+    try:
+        with pytest.raises(ImportError), _long_lived_objects():
+            assert not gc.isenabled()
+            import hashbench.no_such_module  # noqa: F401
+        assert gc.isenabled() and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
 
 
 def test_python_m_hashbench_help() -> None:

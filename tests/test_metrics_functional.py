@@ -534,6 +534,23 @@ def test_cuda_path_agrees_with_compiled_path_on_cpu():
         assert torch.equal(a.hits, b.hits)
 
 
+def test_auto_engine_ranks_small_cpu_problems_with_torch(monkeypatch: pytest.MonkeyPatch):
+    """On the CPU, ``engine="auto"`` ranks up to SMALL_PROBLEM_PAIRS query-item pairs with torch (no
+    numba start-up) and larger problems with the compiled engine."""
+    from hashbench.metrics import ranking, ranking_cpu, ranking_torch
+
+    qc, ql, xc, xl = make_case(q=4, n=30, m=8, seed=3)
+    qp, xp = pack_codes(qc), pack_codes(xc)
+    used = []
+    for module, name in ((ranking_cpu, "rank_cpu"), (ranking_torch, "rank_torch")):
+        engine = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _e=engine, _n=name: used.append(_n) or _e(*a))
+    for pairs in (120, 119):  # the problem has 4 × 30 = 120 pairs
+        monkeypatch.setattr(ranking, "SMALL_PROBLEM_PAIRS", pairs)
+        ranking.ranking_pass(qp, ql, xp, xl, True, 8, None, 10)
+    assert used == ["rank_torch", "rank_cpu"]
+
+
 def test_engine_argument_is_checked():
     """``engine="compiled"`` outside the compiled engine's limits, or an unknown engine, is refused."""
     wide = torch.ones(3, 32_767)

@@ -30,6 +30,7 @@ from hashbench.quantizers import (
     random_directions,
     sample_target,
     sliced_w2,
+    sorted_rows,
 )
 from hashbench.quantizers.wasserstein import _hswd_sampled_by_sort
 
@@ -260,6 +261,24 @@ def test_swd_class_draws_target_then_unit_directions() -> None:
     directions = random_directions(4, 300, h.device, h.dtype)
     assert value.item() == pytest.approx(sliced_w2(h, target, directions).item(), rel=1e-5)
     torch.testing.assert_close(directions.norm(dim=0), torch.ones(300))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_sorted_rows_equals_torch_sort_with_its_gradient(dtype: torch.dtype) -> None:
+    """The CPU fast paths (numpy's sort without a gradient, its argsort with one) give torch.sort's
+    values and gradient; bfloat16 (which numpy lacks) goes to torch.sort."""
+    x = torch.randn(7, 50, dtype=torch.float64).to(dtype)
+    weights = torch.randn(7, 50, dtype=torch.float64).to(dtype)
+    with torch.no_grad():
+        assert torch.equal(sorted_rows(x), torch.sort(x, dim=1).values)
+    grads = []
+    for sort in (sorted_rows, lambda t: torch.sort(t, dim=1).values):
+        leaf = x.clone().requires_grad_(True)
+        values = sort(leaf)
+        assert values.dtype == dtype and torch.equal(values.detach(), torch.sort(x, dim=1).values)
+        (values * weights).sum().backward()
+        grads.append(leaf.grad)
+    assert torch.equal(grads[0], grads[1])
 
 
 @pytest.mark.parametrize("n", [1, 2, 4, 5, 6])

@@ -77,6 +77,23 @@ def test_diagnostics_are_written_per_epoch(fits: tuple[Path, Path]) -> None:
         assert codes["h"].shape == (30, 8) and codes["labels"].shape == (30, 10)
 
 
+def test_default_diagnostics_measure_in_the_epochs_that_validate(tmp_path: Path) -> None:
+    """Without a configured callback, a fit measures the distances where it validates (every
+    check_val_every_n_epoch) and in the last epoch (validated after the fit), and times every epoch."""
+    args = ["fit", "--config", str(EXPERIMENTS / "demo.yaml"), *TINY, "--trainer.max_epochs", "3"]
+    args += ["--trainer.check_val_every_n_epoch", "2", "--trainer.default_root_dir", str(tmp_path)]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        main(args)
+    (run,) = tmp_path.glob("demo/*")
+    epochs = json.loads((run / "diagnostics.json").read_text())["epochs"]
+    assert [(e["epoch"], e["swd"] is not None, e["val_mAP"] is not None) for e in epochs] == [
+        (0, False, False),
+        (1, True, True),
+        (2, True, False),
+    ]
+    assert all(e["train_epoch_s"] > 0 for e in epochs)
+
+
 def test_diagnostics_leave_training_unchanged(fits: tuple[Path, Path]) -> None:
     """Measuring consumes none of the training's randomness and touches no state: same final weights."""
     plain, measured = (

@@ -28,6 +28,7 @@ from .wasserstein import (
     ot_loss,
     random_directions,
     sliced_w2,
+    sorted_rows,
     w2_columns,
     w2_columns_to_balanced,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "random_directions",
     "sample_target",
     "sliced_w2",
+    "sorted_rows",
     "w2_columns",
     "w2_columns_to_balanced",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -23,9 +24,26 @@ __all__ = [
     "ot_loss",
     "random_directions",
     "sliced_w2",
+    "sorted_rows",
     "w2_columns",
     "w2_columns_to_balanced",
 ]
+
+
+def sorted_rows(x: Tensor) -> Tensor:
+    """The rows of ``x`` (L, N) sorted ascending: ``torch.sort(x, dim=1).values``, gradient included.
+
+    On the CPU, torch's sort is 50× slower than numpy's vectorised one (1,000 × 512 float32: 25 ms against
+    0.5 ms, one thread), so there the values come from :func:`numpy.sort` when no gradient is needed, and
+    gather ``x`` along :func:`numpy.argsort`'s permutation when one is (5× torch's sort); elsewhere, and
+    for dtypes numpy lacks, ``torch.sort``. Sorted values are the same in all three.
+    """
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+        return torch.sort(x, dim=1).values
+    rows = x.detach().numpy()
+    if not (x.requires_grad and torch.is_grad_enabled()):
+        return torch.from_numpy(np.sort(rows, axis=1))
+    return x.gather(1, torch.from_numpy(np.argsort(rows, axis=1)))
 
 
 def w2_columns(x: Tensor, y: Tensor) -> Tensor:
@@ -37,8 +55,8 @@ def w2_columns(x: Tensor, y: Tensor) -> Tensor:
     if x.shape != y.shape:
         raise ValueError(f"w2_columns needs equal shapes, got {tuple(x.shape)} and {tuple(y.shape)}")
     # sort each column as a row of the transpose
-    xs = torch.sort(x.t(), dim=1).values
-    ys = torch.sort(y.t(), dim=1).values
+    xs = sorted_rows(x.t())
+    ys = sorted_rows(y.t())
     return (xs - ys).pow(2).mean(dim=1)
 
 
@@ -143,7 +161,7 @@ def sliced_w2(h: Tensor, target: Tensor, directions: Tensor | None = None) -> Te
     # project as (L, N) = directionsᵀ hᵀ so each slice is a contiguous row, then sort rows
     hp = directions.t() @ h.t()
     tp = directions.t() @ target.t()
-    return (torch.sort(hp, dim=1).values - torch.sort(tp, dim=1).values).pow(2).mean()
+    return (sorted_rows(hp) - sorted_rows(tp)).pow(2).mean()
 
 
 def ot_loss(h: Tensor, target: Tensor) -> Tensor:
