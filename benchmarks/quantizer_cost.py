@@ -2,13 +2,15 @@
 
     python benchmarks/quantizer_cost.py                 # CPU, torch's default thread count
     python benchmarks/quantizer_cost.py --device cuda   # on a GPU (synchronised timings)
+    python benchmarks/quantizer_cost.py --sort --threads 1   # the row sort of the W2 distances only
 
 For each batch shape (N, m) the codes are a leaf tensor ``h`` (N, m) with ``requires_grad``; one
 timed call is ``q(h).backward()``. Each quantizer gets warm-up calls, then the timed calls are
 interleaved (one call of every quantizer per round); the table reports the median in microseconds
 and the ratio to HSWD (sampled) for the same shape. The script ends with the two cost targets of the issue:
 HSWD at least 20x cheaper than SWD with 10,000 projections at N=256, m=64, and exact HSWD no slower
-than sampled HSWD.
+than sampled HSWD. ``--sort`` instead times the sort under SWD and the diagnostics, ``torch.sort`` against
+:func:`~hashbench.quantizers.sorted_rows` (numpy's sort on the CPU), without and with a backward pass.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from hashbench.quantizers import (
     SignL2,
     TanhSquared,
     UnitL1,
+    sorted_rows,
 )
 
 QUANTIZERS: dict[str, Callable[[], Quantizer]] = {
@@ -80,6 +83,55 @@ def time_shape(
     return {name: reduce(ts) for name, ts in times.items()}
 
 
+SORT_SHAPES = [(1000, 64), (1000, 512), (10000, 256), (10000, 1024)]
+"""(L, N): L projections of N codes (the light diagnostics: 1,000 × 512; the study's: 10,000 × 1,024)."""
+
+
+def sort_table(device: torch.device, warmup: int, repeats: int, stat: str) -> None:
+    """Median (or min) ms of sorting (L, N) rows, torch.sort against sorted_rows, values only and with a
+    backward pass through them."""
+
+    def torch_sort(x: torch.Tensor) -> torch.Tensor:
+        return torch.sort(x, dim=1).values
+
+    def with_backward(sort: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], None]:
+        return lambda leaf: sort(leaf).sum().backward()
+
+    threads = torch.get_num_threads()
+    print(f"Sorting (L, N) rows, {stat} ms; torch {torch.__version__}, {device}, {threads} threads.")
+    print()
+    print(
+        "| L × N | torch.sort | sorted_rows | speed-up | torch.sort + backward | sorted_rows + backward | ",
+        end="",
+    )
+    print("speed-up |\n|---|---:|---:|---:|---:|---:|---:|")
+    reduce = statistics.median if stat == "median" else min
+    for rows, n in SORT_SHAPES:
+        x = torch.randn(rows, n, device=device)
+        leaf = x.clone().requires_grad_(True)
+        calls: dict[str, tuple[Callable[[torch.Tensor], object], torch.Tensor]] = {
+            "torch": (torch_sort, x),
+            "ours": (sorted_rows, x),
+            "torch, backward": (with_backward(torch_sort), leaf),
+            "ours, backward": (with_backward(sorted_rows), leaf),
+        }
+        times: dict[str, list[float]] = {name: [] for name in calls}
+        for _ in range(warmup):
+            for call, tensor in calls.values():
+                call(tensor)
+        for _ in range(repeats):  # interleaved, as time_shape
+            for name, (call, tensor) in calls.items():
+                start = time.perf_counter()
+                call(tensor)
+                times[name].append(time.perf_counter() - start)
+        ms = {name: 1e3 * reduce(values) for name, values in times.items()}
+        print(
+            f"| {rows:,} × {n:,} | {ms['torch']:.2f} | {ms['ours']:.2f} | {ms['torch'] / ms['ours']:.0f}× "
+            f"| {ms['torch, backward']:.2f} | {ms['ours, backward']:.2f} "
+            f"| {ms['torch, backward'] / ms['ours, backward']:.1f}× |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -97,11 +149,15 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--sort", action="store_true", help="time the row sort of the W2 distances instead")
     args = parser.parse_args()
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if args.sort:
+        sort_table(device, args.warmup, args.repeats, args.stat)
+        return
     sizes = [int(s) for s in args.sizes.split(",")]
     bits = [int(b) for b in args.bits.split(",")]
     shapes = [(n, m) for n in sizes for m in bits]

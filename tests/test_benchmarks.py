@@ -42,6 +42,12 @@ def test_quantizer_cost_smoke_run_prints_every_quantizer():
         assert name in rows and "×" in rows[name], name  # a measured cell: "µs (ratio×)"
 
 
+def test_quantizer_cost_sort_table_has_every_shape():
+    text = _run(str(BENCHMARKS / "quantizer_cost.py"), "--sort", "--warmup", "0", "--repeats", "1")
+    rows = [line for line in text.splitlines() if line.startswith("| 1") and line.endswith("× |")]
+    assert len(rows) == 4 and all(line.count("×") == 3 for line in rows), text  # shape + 2 speed-ups
+
+
 def test_startup_benchmark_alternates_the_checkouts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys):
     """startup.py with a baseline: after one warm-up each, the checkouts take turns for every timed run,
     and the table gives both medians and the change (here for a trivial command)."""
