@@ -68,3 +68,11 @@ def test_startup_benchmark_alternates_the_checkouts(monkeypatch: pytest.MonkeyPa
     assert order == [startup.REPO, tmp_path] * 3
     (row,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| python -c pass")]
     assert row.endswith("% |") and row.count("|") == 5
+
+
+def test_data_speed_smoke_run_prints_every_pipeline():
+    text = _run(str(BENCHMARKS / "data_speed.py"), "--images", "130", "--cifar-images", "256")
+    rows = {line[:52].strip() for line in text.splitlines() if re.search(r"\d +\d[\d,.]* +[\d,.]+$", line)}
+    for name in ("pil (former)", "uint8 loader", "nvjpeg loader", "image cache, first epoch", "later epochs"):
+        assert any(name in row for row in rows), (name, text)
+    assert "speed-up with the image cache, later epochs" in text

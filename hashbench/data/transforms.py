@@ -8,12 +8,16 @@ Two pipelines give these transforms the same meaning:
   normalised on the device, once per batch (:mod:`hashbench.data.device`).
 * ``pil``: PIL decode and resize, float conversion and normalisation in the workers
   (:func:`image_transforms`), kept to compare against.
+
+With the decoded-image cache, the uint8 transforms are split into a fixed part, stored once, and a random
+part, run on every read (:func:`cached_uint8_transforms`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from PIL import Image
@@ -69,6 +73,13 @@ def image_transforms(
     return train, evaluation
 
 
+def resized_shape(height: int, width: int, resize_size: int) -> tuple[int, int]:
+    """``(height, width)`` after ``v2.Resize(resize_size)``: the shorter side ``resize_size``, the longer
+    scaled and rounded down, as torchvision rounds."""
+    longer = int(resize_size * max(height, width) / min(height, width))
+    return (resize_size, longer) if height <= width else (longer, resize_size)
+
+
 class ResizeRandomCrop(v2.Transform):
     """``Resize(resize_size)`` then ``RandomCrop(size)`` in one pass: the crop window is drawn as
     ``RandomCrop`` draws it (same random calls, so the same seed gives the same window), mapped back onto
@@ -82,8 +93,7 @@ class ResizeRandomCrop(v2.Transform):
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
         height, width = v2.query_size(flat_inputs)
-        longer = int(self.resize_size * max(height, width) / min(height, width))  # as v2.Resize rounds
-        resized = (self.resize_size, longer) if height <= width else (longer, self.resize_size)
+        resized = resized_shape(height, width, self.resize_size)
         top, left = (
             int(torch.randint(0, side - self.size + 1, size=())) if side > self.size else 0
             for side in resized
@@ -110,6 +120,37 @@ def uint8_transforms(
     flip = [v2.RandomHorizontalFlip()] if horizontal_flip else []
     train = v2.Compose([ResizeRandomCrop(resize, image_size), *flip])
     evaluation = v2.Compose([v2.Resize(resize, antialias=True), v2.CenterCrop(image_size)])
+    return train, evaluation
+
+
+class CachedStages(NamedTuple):
+    """A uint8 transform split for the decoded-image cache: ``fixed`` (deterministic, its output is stored),
+    then ``random`` (run on every read; ``None``: nothing random)."""
+
+    fixed: v2.Transform
+    random: v2.Transform | None
+    shape: Callable[[int, int], tuple[int, int]]
+    """The ``(height, width)`` ``fixed`` makes of an image of ``(height, width)``."""
+
+
+def cached_uint8_transforms(
+    image_size: int = 224, resize_size: int | None = None, horizontal_flip: bool = True
+) -> tuple[CachedStages, CachedStages]:
+    """:func:`uint8_transforms` for the decoded-image cache, training and evaluation. Training stores the
+    image resized (shorter side ``resize_size``) and crops and flips each read: the meaning of
+    :func:`image_transforms`, resized as a whole. Evaluation stores the centre crop itself."""
+    resize = checked_resize_size(image_size, resize_size)
+    flip = [v2.RandomHorizontalFlip()] if horizontal_flip else []
+    train = CachedStages(
+        v2.Resize(resize, antialias=True),
+        v2.Compose([v2.RandomCrop(image_size), *flip]),
+        lambda height, width: resized_shape(height, width, resize),
+    )
+    evaluation = CachedStages(
+        v2.Compose([v2.Resize(resize, antialias=True), v2.CenterCrop(image_size)]),
+        None,
+        lambda height, width: (image_size, image_size),
+    )
     return train, evaluation
 
 
