@@ -65,10 +65,20 @@ def test_fit_coco(tmp_path: Path) -> None:
     _fit("dpsh_hswd_64_coco.yaml", root, tmp_path / "runs")
 
 
-def test_fit_nuswide(tmp_path: Path) -> None:
+def test_fit_nuswide_with_the_image_cache(tmp_path: Path) -> None:
     root = write_fake_nuswide(tmp_path / "nuswide")
     prepare(["nuswide", "--root", str(root), "--num_query", "10", "--num_train", "20"])
-    _fit("dpsh_hswd_64_nuswide.yaml", root, tmp_path / "runs")
+    _fit(
+        "dpsh_hswd_64_nuswide.yaml",
+        root,
+        tmp_path / "runs",
+        "--data.init_args.image_cache",
+        tmp_path / "cache",
+    )
+    assert sorted(path.name.split("-")[0] for path in (tmp_path / "cache").iterdir()) == [
+        "evaluation",
+        "train",
+    ]
 
 
 def test_fit_imagenet100(tmp_path: Path) -> None:
