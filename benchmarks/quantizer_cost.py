@@ -26,15 +26,20 @@ from hashbench.quantizers import (
     HSWD,
     OT,
     SWD,
+    BernoulliKL,
     BitBalance,
     Cauchy,
     CosineToSign,
     Cubic,
+    GaussianBCE,
+    LocalityConstrained,
     LogCosh,
     Quantizer,
     SignL2,
+    SoftsignUnitL1,
     TanhSquared,
     UnitL1,
+    UnitL2,
     sorted_rows,
 )
 
@@ -52,6 +57,11 @@ QUANTIZERS: dict[str, Callable[[], Quantizer]] = {
     "BitBalance (DBDH)": lambda: BitBalance(),
     "LogCosh (DHN)": lambda: LogCosh(),
     "CosineToSign (OrthoHash)": lambda: CosineToSign(),
+    "SoftsignUnitL1 (IDHN)": lambda: SoftsignUnitL1(),
+    "LocalityConstrained (LCDSH)": lambda: LocalityConstrained(),
+    "GaussianBCE (DHD)": lambda: GaussianBCE(),
+    "BernoulliKL (JMLH)": lambda: BernoulliKL(),
+    "UnitL2 (MDSH)": lambda: UnitL2(),
 }
 REFERENCE = "HSWD (sampled)"
 

@@ -2,6 +2,7 @@
 
     python benchmarks/step_overhead.py                 # the demo: digits, SmallCNN, DPSH + HSWD, 32 bits
     python benchmarks/step_overhead.py --epochs 3 --rounds 1     # shorter
+    python benchmarks/step_overhead.py --layout        # a training step, NCHW against channels-last
 
 Both loops train the demo's model (SmallCNN width 32, tanh head, DPSH with its code bank, HSWD with λ = 0.1,
 Adam 1e-3) on the demo's digits split with the same DataLoader, one thread. A step's time is the wall time
@@ -11,6 +12,10 @@ other, in ``--rounds`` rotations so that a drift in the machine's speed touches 
 pools the rounds and gives the median and 90th percentile per step and the overhead of each Lightning
 configuration over the plain loop. The target is ≤ 5 % with the demo's display. Run it on an idle machine
 (progress bars go to stderr: ``2>/dev/null`` keeps the table readable).
+
+``--layout`` times the plain loop's step (forward, loss, backward, Adam) on a fixed batch of 64 with the
+backbone and images in PyTorch's default NCHW layout and channels-last (``HashingModule(channels_last=…)``),
+for the digits' 8×8 and CIFAR-10's 32×32 images, the two layouts taking turns.
 """
 
 from __future__ import annotations
@@ -36,16 +41,17 @@ from hashbench.quantizers import HSWD
 LAMBDA = 0.1
 
 
-def make_module() -> HashingModule:
+def make_module(in_channels: int = 1, channels_last: bool = True) -> HashingModule:
     torch.manual_seed(0)
     return HashingModule(
-        backbone=SmallCNN(in_channels=1, width=32),
+        backbone=SmallCNN(in_channels=in_channels, width=32),
         head=HashHead(bits=32, activation="tanh"),
         loss=DPSH(bank=True),
         quantizer=HSWD(),
         quantization_weight=LAMBDA,
         precision_k=100,
         optimizer=lambda params: torch.optim.Adam(params, lr=1e-3, weight_decay=1e-4),
+        channels_last=channels_last,
     )
 
 
@@ -108,14 +114,39 @@ def lightning_epochs(data: Digits, epochs: int, **trainer_options: Any) -> list[
     return timer.epochs
 
 
+LAYOUT_INPUTS = {"digits, 1×8×8": (1, 8), "CIFAR-10, 3×32×32": (3, 32)}
+
+
+def layout_table(rounds: int, steps: int = 50) -> None:
+    """Median ms of a plain training step, NCHW against channels-last, per input size."""
+    print("\n| images (batch 64) | NCHW | channels-last | change |\n|---|---:|---:|---:|")
+    for name, (channels, size) in LAYOUT_INPUTS.items():
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(rounds):
+            for channels_last in (False, True):
+                module = make_module(channels, channels_last)
+                module.loss.setup(TrainingContext(bits=32, num_classes=10, num_train=64, multi_label=False))
+                images = torch.randn(64, channels, size, size)
+                batch = [(images, torch.eye(10)[torch.arange(64) % 10], torch.arange(64))]
+                optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
+                plain_epoch(module.train(), optimizer, batch * 5)  # warm-up
+                times[channels_last].extend(plain_epoch(module, optimizer, batch * steps))
+        nchw, nhwc = (1e3 * statistics.median(times[layout]) for layout in (False, True))
+        print(f"| {name} | {nchw:.2f} ms | {nhwc:.2f} ms | {100 * (nhwc / nchw - 1):+.0f} % |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--epochs", type=int, default=6, help="epochs per loop (the first is not counted)")
     parser.add_argument("--rounds", type=int, default=3, help="rotations of all the loops, pooled")
+    parser.add_argument("--layout", action="store_true", help="time NCHW against channels-last instead")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.layout:
+        layout_table(args.rounds)
+        return
     data = Digits(query_per_class=20, train_per_class=80, batch_size=64)
     data.setup("fit")
 
