@@ -121,7 +121,7 @@ def test_cache_problems_say_what_to_change(
         _nuswide(root, image_cache=str(tmp_path / "cache")).setup("fit")
     monkeypatch.undo()
     (tmp_path / "not-a-folder").write_text("")
-    with pytest.raises(UserError, match=r"cannot use the folder .*not-a-folder"):
+    with pytest.raises(UserError, match=r"cannot write in the folder .*not-a-folder"):
         _nuswide(root, image_cache=str(tmp_path / "not-a-folder")).setup("fit")
     datamodule = _nuswide(root, image_cache=str(tmp_path / "cache"))
     datamodule.setup("fit")

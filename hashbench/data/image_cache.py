@@ -89,28 +89,28 @@ class ImageCache:
 
     def _create(self, folder: Path, header: dict[str, Any], shapes: np.ndarray) -> None:
         shapes = np.asarray(shapes, dtype=np.int64).reshape(self.count, 2)
-        data_start, total = _extent(len(_encoded(header)), shapes)
+        _, total = _extent(len(_encoded(header)), shapes)
         try:
             folder.mkdir(parents=True, exist_ok=True)
             free = shutil.disk_usage(folder).free
+            if total > free:
+                raise UserError(
+                    f"image cache: {self.file.name} needs {total / 1e9:.1f} GB once filled, but {folder} has "
+                    f"{free / 1e9:.1f} GB free. Set image_cache to a folder on a larger disk, or cache fewer "
+                    "splits (image_cache_splits: [train])."
+                )
+            temporary = self.file.with_name(f"{self.file.name}.{os.getpid()}.tmp")
+            with open(temporary, "wb") as file:
+                encoded = _encoded(header)
+                file.write(MAGIC + struct.pack("<Q", len(encoded)) + encoded)
+                file.write(shapes.astype("<i8").tobytes())
+                file.truncate(total)
+            os.replace(temporary, self.file)
         except OSError as error:
             raise UserError(
-                f"image cache: cannot use the folder {folder} ({error}); set image_cache to a folder you "
-                "can write"
+                f"image cache: cannot write in the folder {folder} ({error}); set image_cache to a folder "
+                "you can write"
             ) from None
-        if total > free:
-            raise UserError(
-                f"image cache: {self.file.name} needs {total / 1e9:.1f} GB once filled, but {folder} has "
-                f"{free / 1e9:.1f} GB free. Set image_cache to a folder on a larger disk, or cache fewer "
-                "splits (image_cache_splits: [train])."
-            )
-        temporary = self.file.with_name(f"{self.file.name}.{os.getpid()}.tmp")
-        with open(temporary, "wb") as file:
-            encoded = _encoded(header)
-            file.write(MAGIC + struct.pack("<Q", len(encoded)) + encoded)
-            file.write(shapes.astype("<i8").tobytes())
-            file.truncate(max(total, data_start))
-        os.replace(temporary, self.file)
 
     def _layout(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """This process's maps of the file: shapes ``(count, 2)``, flags ``(count,)``, the images' byte
@@ -134,7 +134,7 @@ class ImageCache:
         flags = np.memmap(self.file, dtype=np.uint8, mode="r+", offset=flags_at, shape=(self.count,))
         data_start, total = _extent(length, shapes)
         offsets = data_start + np.concatenate(([0], np.cumsum(_sizes(shapes))[:-1])).astype(np.int64)
-        data = np.memmap(self.file, dtype=np.uint8, mode="r+", shape=(max(total, data_start),))
+        data = np.memmap(self.file, dtype=np.uint8, mode="r+", shape=(total,))
         return shapes, flags, offsets, data
 
     def get(self, slot: int) -> Tensor | None:
