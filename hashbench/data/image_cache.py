@@ -83,9 +83,8 @@ class ImageCache:
         self.file = folder / f"{name}-{key[:16]}.cache"
         if not self.file.is_file():
             self._create(folder, {"count": self.count, "description": description, "key": key}, shapes())
-        self._maps: tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
-        shape_array, _, _, _ = self._layout()
-        self.shapes = np.array(shape_array)
+        self._header_length, self.shapes, self.offsets, self.size = self._read_layout()
+        self._maps: tuple[int, np.ndarray, np.ndarray] | None = None
 
     def _create(self, folder: Path, header: dict[str, Any], shapes: np.ndarray) -> None:
         shapes = np.asarray(shapes, dtype=np.int64).reshape(self.count, 2)
@@ -112,56 +111,62 @@ class ImageCache:
                 "you can write"
             ) from None
 
-    def _layout(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """This process's maps of the file: shapes ``(count, 2)``, flags ``(count,)``, the images' byte
-        offsets ``(count,)`` and the whole file's bytes, mapped on first use in each process."""
-        if self._maps is None or self._maps[0] != os.getpid():
-            self._maps = (os.getpid(), *self._mapped())
-        _, shapes, flags, offsets, data = self._maps
-        return shapes, flags, offsets, data
-
-    def _mapped(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _read_layout(self) -> tuple[int, np.ndarray, np.ndarray, int]:
+        """From the file: the JSON header's length, the shapes ``(count, 2)``, each image's byte offset
+        ``(count,)`` and the file's size in bytes."""
         with open(self.file, "rb") as file:
             start = file.read(16)
-        if len(start) < 16 or start[:8] != MAGIC:
+            valid = len(start) == 16 and start[:8] == MAGIC
+            header_length = struct.unpack("<Q", start[8:])[0] if valid else 0
+            file.seek(16 + header_length)
+            table = file.read(self.count * 16)
+        if not valid or len(table) < self.count * 16:
             raise UserError(
                 f"image cache: {self.file} is not an image cache file (or is truncated); delete it and it "
                 "is built again"
             )
-        (length,) = struct.unpack("<Q", start[8:])
-        shapes = np.memmap(self.file, dtype="<i8", mode="r", offset=16 + length, shape=(self.count, 2))
-        flags_at = 16 + length + shapes.nbytes
-        flags = np.memmap(self.file, dtype=np.uint8, mode="r+", offset=flags_at, shape=(self.count,))
-        data_start, total = _extent(length, shapes)
+        shapes = np.frombuffer(table, dtype="<i8").reshape(self.count, 2).copy()
+        data_start, size = _extent(header_length, shapes)
         offsets = data_start + np.concatenate(([0], np.cumsum(_sizes(shapes))[:-1])).astype(np.int64)
-        data = np.memmap(self.file, dtype=np.uint8, mode="r+", shape=(total,))
-        return shapes, flags, offsets, data
+        return header_length, shapes, offsets, size
+
+    def _mapped(self) -> tuple[np.ndarray, np.ndarray]:
+        """This process's maps of the flags ``(count,)`` and of the whole file, made on first use in each
+        process."""
+        if self._maps is None or self._maps[0] != os.getpid():
+            flags_at = 16 + self._header_length + self.count * 16
+            self._maps = (
+                os.getpid(),
+                np.memmap(self.file, dtype=np.uint8, mode="r+", offset=flags_at, shape=(self.count,)),
+                np.memmap(self.file, dtype=np.uint8, mode="r+", shape=(self.size,)),
+            )
+        return self._maps[1], self._maps[2]
 
     def get(self, slot: int) -> Tensor | None:
         """The stored image of ``slot``, uint8 ``(3, H, W)`` (a view of the file, channels-last in
         memory), or ``None`` if not stored yet."""
-        shapes, flags, offsets, data = self._layout()
+        flags, data = self._mapped()
         if not flags[slot]:
             return None
-        height, width = (int(side) for side in shapes[slot])
-        start = int(offsets[slot])
+        height, width = (int(side) for side in self.shapes[slot])
+        start = int(self.offsets[slot])
         pixels = data[start : start + height * width * CHANNELS].reshape(height, width, CHANNELS)
         return torch.from_numpy(pixels).permute(2, 0, 1)
 
     def put(self, slot: int, image: Tensor) -> None:
         """Store uint8 ``(3, H, W)`` ``image`` in ``slot``; an image of another shape than the slot's (one
         whose header and pixels disagree) is not stored, and is prepared again on every read."""
-        shapes, flags, offsets, data = self._layout()
-        if tuple(image.shape) != (CHANNELS, *(int(side) for side in shapes[slot])):
+        flags, data = self._mapped()
+        if tuple(image.shape) != (CHANNELS, *(int(side) for side in self.shapes[slot])):
             return
-        start = int(offsets[slot])
+        start = int(self.offsets[slot])
         pixels = image.permute(1, 2, 0).contiguous().numpy().reshape(-1)
         data[start : start + pixels.size] = pixels
         flags[slot] = 1
 
     def filled(self) -> int:
         """How many slots are stored."""
-        _, flags, _, _ = self._layout()
+        flags, _ = self._mapped()
         return int(np.count_nonzero(flags))
 
     def nbytes(self) -> int:
