@@ -89,7 +89,9 @@ def test_uint8_training_transform_takes_the_pil_window(size: tuple[int, int]) ->
         torch.manual_seed(seed)
         expected = pil_train(Image.fromarray(picture))
         torch.manual_seed(seed)
-        got = normalize(tensor_train(torch.from_numpy(picture).permute(2, 0, 1))[None])[0]
+        cropped = tensor_train(torch.from_numpy(picture).permute(2, 0, 1))
+        assert cropped.stride() == (1, 224 * 3, 3)  # channels innermost: the fast resize, a cheap stack
+        got = normalize(cropped[None])[0]
         assert got.shape == expected.shape == (3, 224, 224)
         assert (got - expected).abs().max() <= 2 * ONE_LEVEL, seed
 
@@ -154,7 +156,9 @@ def test_list_file_batches_travel_as_uint8_and_are_normalised_on_the_device(tmp_
         datamodule.setup("test")
     images, labels, indices = next(iter(uint8.test_dataloader()[1]))
     assert images.dtype == torch.uint8 and images.shape == (4, 3, 32, 32)
+    assert images.is_contiguous(memory_format=torch.channels_last)  # stacked as the model takes it
     got, got_labels, got_indices = uint8.on_after_batch_transfer((images, labels, indices), 0)
+    assert got.is_contiguous(memory_format=torch.channels_last)
     expected, expected_labels, expected_indices = next(iter(pil.test_dataloader()[1]))
     assert torch.equal(got_labels, expected_labels) and torch.equal(got_indices, expected_indices)
     assert (got - expected).abs().max() <= ONE_LEVEL

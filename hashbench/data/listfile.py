@@ -273,9 +273,19 @@ def _readable(batch: list[RetrievalItem | None]) -> list[RetrievalItem]:
     return items
 
 
-def collate_readable(batch: list[RetrievalItem | None]) -> Any:
-    """Collate the items of a batch that could be read (``None`` marks an unreadable image)."""
-    return default_collate(_readable(batch))
+def collate_readable(batch: list[RetrievalItem | None]) -> tuple[Tensor, Tensor, Tensor]:
+    """Collate the items of a batch that could be read (``None`` marks an unreadable image):
+    ``((B, C, H, W) images, (B, num_classes) labels, (B,) indices)``.
+
+    The images are stacked channels-last: decoding, resizing, cropping and flipping all leave an image
+    ``(C, H, W)`` with its channels innermost in memory, so stacking them so is a plain copy (a
+    channels-first stack transposes every pixel, about twice as slow), and a channels-last model
+    (``model.channels_last``) takes the batch as it comes."""
+    items = _readable(batch)
+    images, labels, indices = default_collate(
+        [(image.permute(1, 2, 0), labels, index) for image, labels, index in items]
+    )
+    return images.permute(0, 3, 1, 2), labels, indices
 
 
 def collate_encoded(batch: list[RetrievalItem | None]) -> tuple[list[Tensor], Tensor, Tensor]:

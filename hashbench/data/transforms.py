@@ -104,9 +104,17 @@ class ResizeRandomCrop(v2.Transform):
         return {"top": y0, "left": x0, "height": y1 - y0, "width": x1 - x0}
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        return self._call_kernel(
-            v2.functional.resized_crop, inpt, **params, size=[self.size, self.size], antialias=True
-        )
+        window = v2.functional.crop(inpt, **params)
+        if type(window) is Tensor:
+            window = channels_innermost(window)
+        return v2.functional.resize(window, [self.size, self.size], antialias=True)
+
+
+def channels_innermost(image: Tensor) -> Tensor:
+    """``(C, H, W)`` → the same values stored height, width, channels (strides ``(1, W·C, C)``). Resizing
+    a uint8 image so laid out takes PyTorch's vectorised path, about twice as fast, and keeps the layout
+    (a crop of a decoded image is a strided view that takes the slow path and comes out channels-first)."""
+    return image.permute(1, 2, 0).contiguous().permute(2, 0, 1)
 
 
 def uint8_transforms(
