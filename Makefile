@@ -17,9 +17,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/hashbench fit --config experiments/demo.yaml
 
-# One torch thread per process: test subprocesses (DDP ranks, CLI runs) would otherwise oversubscribe 2 cores.
+# One pytest worker per core (pytest-xdist), each with one torch thread: more threads would oversubscribe
+# the cores the workers and their subprocesses (DDP ranks, CLI runs) share.
 test: $(STAMP)
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n auto
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
