@@ -5,13 +5,13 @@
     python benchmarks/step_overhead.py --layout        # a training step, NCHW against channels-last
 
 Both loops train the demo's model (SmallCNN width 32, tanh head, DPSH with its code bank, HSWD with λ = 0.1,
-Adam 1e-3) on the demo's digits split with the same DataLoader, one thread. A step's time is the wall time
-from one batch's start to the next (data, forward, loss, backward, optimizer and, for Lightning, its hooks,
-logging and progress display). Epoch 0 of each loop is excluded (warm-up). The loops run one after the
-other, in ``--rounds`` rotations so that a drift in the machine's speed touches all of them alike; the table
-pools the rounds and gives the median and 90th percentile per step and the overhead of each Lightning
-configuration over the plain loop. The target is ≤ 5 % with the demo's display. Run it on an idle machine
-(progress bars go to stderr: ``2>/dev/null`` keeps the table readable).
+Adam 1e-3, multi-tensor ``foreach``) on the demo's digits split with the same DataLoader, one thread. A
+step's time is the wall time from one batch's start to the next (data, forward, loss, backward, optimizer
+and, for Lightning, its hooks, logging and progress display). Epoch 0 of each loop is excluded (warm-up).
+The loops run one after the other, in ``--rounds`` rotations so that a drift in the machine's speed touches
+all of them alike; the table pools the rounds and gives the median and 90th percentile per step and the
+overhead of each Lightning configuration over the plain loop. The target is ≤ 5 % with the demo's display.
+Run it on an idle machine (progress bars go to stderr: ``2>/dev/null`` keeps the table readable).
 
 ``--layout`` times the plain loop's step (forward, loss, backward, Adam) on a fixed batch of 64 with the
 backbone and images in PyTorch's default NCHW layout and channels-last (``HashingModule(channels_last=…)``),
@@ -50,7 +50,7 @@ def make_module(in_channels: int = 1, channels_last: bool = True) -> HashingModu
         quantizer=HSWD(),
         quantization_weight=LAMBDA,
         precision_k=100,
-        optimizer=lambda params: torch.optim.Adam(params, lr=1e-3, weight_decay=1e-4),
+        optimizer=lambda params: torch.optim.Adam(params, lr=1e-3, weight_decay=1e-4, foreach=True),
         channels_last=channels_last,
     )
 
@@ -128,7 +128,7 @@ def layout_table(rounds: int, steps: int = 50) -> None:
                 module.loss.setup(TrainingContext(bits=32, num_classes=10, num_train=64, multi_label=False))
                 images = torch.randn(64, channels, size, size)
                 batch = [(images, torch.eye(10)[torch.arange(64) % 10], torch.arange(64))]
-                optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
+                optimizer = torch.optim.Adam(module.parameters(), lr=1e-3, foreach=True)
                 plain_epoch(module.train(), optimizer, batch * 5)  # warm-up
                 times[channels_last].extend(plain_epoch(module, optimizer, batch * steps))
         nchw, nhwc = (1e3 * statistics.median(times[layout]) for layout in (False, True))
@@ -164,7 +164,7 @@ def main() -> None:
         module.loss.setup(
             TrainingContext(bits=32, num_classes=10, num_train=len(data.train_dataset), multi_label=False)
         )
-        optimizer = torch.optim.Adam(module.parameters(), lr=1e-3, weight_decay=1e-4)
+        optimizer = torch.optim.Adam(module.parameters(), lr=1e-3, weight_decay=1e-4, foreach=True)
         epochs = [plain_epoch(module.train(), optimizer, data.train_dataloader()) for _ in range(args.epochs)]
         plain.extend(epochs[1:])
         for name, options in configurations.items():
