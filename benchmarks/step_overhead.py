@@ -1,17 +1,22 @@
 """Per-step cost of ``hashbench fit`` against a plain PyTorch loop on the same model, data and optimizer.
 
     python benchmarks/step_overhead.py                 # the demo: digits, SmallCNN, DPSH + HSWD, 32 bits
-    python benchmarks/step_overhead.py --epochs 3 --rounds 1     # shorter
+    python benchmarks/step_overhead.py --rounds 2      # shorter
     python benchmarks/step_overhead.py --layout        # a training step, NCHW against channels-last
 
 Both loops train the demo's model (SmallCNN width 32, tanh head, DPSH with its code bank, HSWD with λ = 0.1,
 Adam 1e-3, multi-tensor ``foreach``) on the demo's digits split with the same DataLoader, one thread. A
 step's time is the wall time from one batch's start to the next (data, forward, loss, backward, optimizer
-and, for Lightning, its hooks, logging and progress display). Epoch 0 of each loop is excluded (warm-up).
-The loops run one after the other, in ``--rounds`` rotations so that a drift in the machine's speed touches
-all of them alike; the table pools the rounds and gives the median and 90th percentile per step and the
-overhead of each Lightning configuration over the plain loop. The target is ≤ 5 % with the demo's display.
-Run it on an idle machine (progress bars go to stderr: ``2>/dev/null`` keeps the table readable).
+and, for Lightning, its hooks, logging and progress display).
+
+A round trains the plain loop and then each Lightning configuration afresh for ``--epochs`` epochs, epoch 0
+(the warm-up) not counted; ``--rounds`` rounds follow one another. The plain loop steps the optimizer that
+the module configures for Lightning (its backbone and head parameter groups). A round lasts seconds, so a
+drift in the machine's speed touches its loops alike: each round gives a paired ratio, a loop's median step
+over the plain loop's median step in that round, and the table gives the median of these ratios with its
+95 % bootstrap interval, next to each loop's median and 90th percentile step over all rounds. The target is
+≤ 5 % with the demo's display. Lightning's summary and progress bar go to stderr (``2>/dev/null`` leaves the
+table alone).
 
 ``--layout`` times the plain loop's step (forward, loss, backward, Adam) on a fixed batch of 64 with the
 backbone and images in PyTorch's default NCHW layout and channels-last (``HashingModule(channels_last=…)``),
@@ -21,14 +26,18 @@ for the digits' 8×8 and CIFAR-10's 32×32 images, the two layouts taking turns.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import TQDMProgressBar
+from scipy.stats import bootstrap
 
 from hashbench.backbones import SmallCNN
 from hashbench.data import Digits
@@ -110,7 +119,8 @@ def lightning_epochs(data: Digits, epochs: int, **trainer_options: Any) -> list[
         callbacks=[timer, *trainer_options.pop("callbacks", [])],
         **trainer_options,
     )
-    trainer.fit(make_module(), datamodule=data)
+    with contextlib.redirect_stdout(sys.stderr):  # Lightning's summary and progress bar: not the table
+        trainer.fit(make_module(), datamodule=data)
     return timer.epochs
 
 
@@ -128,7 +138,7 @@ def layout_table(rounds: int, steps: int = 50) -> None:
                 module.loss.setup(TrainingContext(bits=32, num_classes=10, num_train=64, multi_label=False))
                 images = torch.randn(64, channels, size, size)
                 batch = [(images, torch.eye(10)[torch.arange(64) % 10], torch.arange(64))]
-                optimizer = torch.optim.Adam(module.parameters(), lr=1e-3, foreach=True)
+                optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
                 plain_epoch(module.train(), optimizer, batch * 5)  # warm-up
                 times[channels_last].extend(plain_epoch(module, optimizer, batch * steps))
         nchw, nhwc = (1e3 * statistics.median(times[layout]) for layout in (False, True))
@@ -139,13 +149,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--epochs", type=int, default=6, help="epochs per loop (the first is not counted)")
-    parser.add_argument("--rounds", type=int, default=3, help="rotations of all the loops, pooled")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per run (the first is not counted)")
+    parser.add_argument(
+        "--rounds", type=int, help="rounds, each a fresh run of every loop (default 20; 3 with --layout)"
+    )
     parser.add_argument("--layout", action="store_true", help="time NCHW against channels-last instead")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.layout:
-        layout_table(args.rounds)
+        layout_table(args.rounds or 3)
         return
     data = Digits(query_per_class=20, train_per_class=80, batch_size=64)
     data.setup("fit")
@@ -157,37 +169,59 @@ def main() -> None:
         },
         "hashbench fit, TQDM refreshed every step": lambda: {"callbacks": [TQDMProgressBar(refresh_rate=1)]},
     }
-    plain: list[list[float]] = []
+    plain: list[list[float]] = []  # per round: the steps of epochs 1 and later
     measured: dict[str, list[list[float]]] = {name: [] for name in configurations}
-    for _ in range(args.rounds):
+    for _ in range(args.rounds or 20):
         module = make_module()
         module.loss.setup(
             TrainingContext(bits=32, num_classes=10, num_train=len(data.train_dataset), multi_label=False)
         )
-        optimizer = torch.optim.Adam(module.parameters(), lr=1e-3, weight_decay=1e-4, foreach=True)
+        optimizer = module.configure_optimizers()  # the one Lightning steps: backbone and head groups
         epochs = [plain_epoch(module.train(), optimizer, data.train_dataloader()) for _ in range(args.epochs)]
-        plain.extend(epochs[1:])
+        plain.append(counted_steps(epochs))
         for name, options in configurations.items():
-            measured[name].extend(lightning_epochs(data, args.epochs, **options())[1:])
-    plain_steps = [t for epoch in plain for t in epoch]
-    reference = statistics.median(plain_steps)
+            measured[name].append(counted_steps(lightning_epochs(data, args.epochs, **options())))
+    print_table(plain, measured, args.epochs)
 
-    print(
-        f"\nms per training step, epochs 1–{args.epochs - 1} of each loop (epoch 0 excluded), "
-        f"{args.rounds} rounds pooled, 1 thread\n"
+
+def counted_steps(epochs: list[list[float]]) -> list[float]:
+    """The step times of one loop's run, epoch 0 (the warm-up) left out."""
+    return [step for epoch in epochs[1:] for step in epoch]
+
+
+def paired_overhead(loop: list[list[float]], plain: list[list[float]]) -> tuple[float, float, float]:
+    """% overhead of ``loop`` over ``plain``, both given as step times per round: each round's ratio of the
+    two medians, minus 1; the median over rounds and its 95 % bootstrap interval (low, median, high)."""
+    ratios = np.array(
+        [
+            100 * (statistics.median(mine) / statistics.median(reference) - 1)
+            for mine, reference in zip(loop, plain, strict=True)
+        ]
     )
-    print("| loop | steps | median | p90 | overhead (median) |")
-    print("|---|---:|---:|---:|---:|")
-    plain_p90 = statistics.quantiles(plain_steps, n=10)[-1]
+    median = float(np.median(ratios))
+    if len(ratios) < 2:
+        return median, median, median
+    interval = bootstrap((ratios,), np.median, method="percentile", random_state=0).confidence_interval
+    return float(interval.low), median, float(interval.high)
+
+
+def print_table(plain: list[list[float]], measured: dict[str, list[list[float]]], epochs: int) -> None:
+    """Median and p90 ms per step of each loop (all rounds) and its paired overhead over the plain loop."""
     print(
-        f"| plain PyTorch loop | {len(plain_steps)} | {1e3 * reference:.2f} | {1e3 * plain_p90:.2f} "
-        "| reference |"
+        f"\nms per training step, epochs 1–{epochs - 1} of each run (epoch 0 excluded), {len(plain)} rounds, "
+        "1 thread;\noverhead: per round, the loop's median step over the plain loop's − 1; the median over "
+        "rounds [95 % bootstrap interval]\n"
     )
-    for name, epochs in measured.items():
-        steps = [t for epoch in epochs for t in epoch]
+    print("| loop | steps | median | p90 | overhead |\n|---|---:|---:|---:|---:|")
+    for name, rounds in {"plain PyTorch loop": plain, **measured}.items():
+        steps = [step for round_steps in rounds for step in round_steps]
         median, p90 = statistics.median(steps), statistics.quantiles(steps, n=10)[-1]
-        overhead = 100 * (median / reference - 1)
-        print(f"| {name} | {len(steps)} | {1e3 * median:.2f} | {1e3 * p90:.2f} | {overhead:+.1f} % |")
+        if rounds is plain:
+            overhead = "reference"
+        else:
+            low, middle, high = paired_overhead(rounds, plain)
+            overhead = f"{middle:+.1f} % [{low:+.1f}, {high:+.1f}]"
+        print(f"| {name} | {len(steps)} | {1e3 * median:.2f} | {1e3 * p90:.2f} | {overhead} |")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -51,8 +52,6 @@ def test_quantizer_cost_sort_table_has_every_shape():
 def test_startup_benchmark_alternates_the_checkouts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys):
     """startup.py with a baseline: after one warm-up each, the checkouts take turns for every timed run,
     and the table gives both medians and the change (here for a trivial command)."""
-    import importlib.util
-
     spec = importlib.util.spec_from_file_location("startup_benchmark", BENCHMARKS / "startup.py")
     assert spec is not None and spec.loader is not None
     startup = importlib.util.module_from_spec(spec)
@@ -68,6 +67,19 @@ def test_startup_benchmark_alternates_the_checkouts(monkeypatch: pytest.MonkeyPa
     assert order == [startup.REPO, tmp_path] * 3
     (row,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| python -c pass")]
     assert row.endswith("% |") and row.count("|") == 5
+
+
+def test_step_overhead_pairs_each_round_with_the_plain_loop_of_that_round():
+    """The overhead is the median of the rounds' paired ratios: a round where the machine ran slow for the
+    loop alone (44 against 20 ms) does not move it, as pooling all steps would (+120 %)."""
+    spec = importlib.util.spec_from_file_location("step_overhead_benchmark", BENCHMARKS / "step_overhead.py")
+    assert spec is not None and spec.loader is not None
+    step_overhead = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(step_overhead)
+    plain = [[10.0, 10.0], [20.0, 20.0], [40.0, 40.0]]
+    loop = [[11.0, 11.0], [44.0, 44.0], [44.0, 44.0]]
+    low, median, high = step_overhead.paired_overhead(loop, plain)
+    assert median == pytest.approx(10.0) and low == pytest.approx(10.0) and high >= median
 
 
 def test_data_speed_smoke_run_prints_every_pipeline():
