@@ -155,9 +155,10 @@ def main() -> None:
     )
     parser.add_argument("--layout", action="store_true", help="time NCHW against channels-last instead")
     args = parser.parse_args()
+    rounds = args.rounds or (3 if args.layout else 20)
     torch.set_num_threads(1)
     if args.layout:
-        layout_table(args.rounds or 3)
+        layout_table(rounds)
         return
     data = Digits(query_per_class=20, train_per_class=80, batch_size=64)
     data.setup("fit")
@@ -171,7 +172,7 @@ def main() -> None:
     }
     plain: list[list[float]] = []  # per round: the steps of epochs 1 and later
     measured: dict[str, list[list[float]]] = {name: [] for name in configurations}
-    for _ in range(args.rounds or 20):
+    for _ in range(rounds):
         module = make_module()
         module.loss.setup(
             TrainingContext(bits=32, num_classes=10, num_train=len(data.train_dataset), multi_label=False)

@@ -7,10 +7,20 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(script: str) -> ModuleType:
+    """A benchmark script imported as a module (its ``main`` not run)."""
+    spec = importlib.util.spec_from_file_location(f"{script}_benchmark", BENCHMARKS / f"{script}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _run(*args: str) -> str:
@@ -52,10 +62,7 @@ def test_quantizer_cost_sort_table_has_every_shape():
 def test_startup_benchmark_alternates_the_checkouts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys):
     """startup.py with a baseline: after one warm-up each, the checkouts take turns for every timed run,
     and the table gives both medians and the change (here for a trivial command)."""
-    spec = importlib.util.spec_from_file_location("startup_benchmark", BENCHMARKS / "startup.py")
-    assert spec is not None and spec.loader is not None
-    startup = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(startup)
+    startup = _load("startup")
     order: list[Path] = []
     time_one = startup.wall_time
     monkeypatch.setattr(startup, "COMMANDS", {"python -c pass": ["-c", "pass"]})
@@ -72,10 +79,7 @@ def test_startup_benchmark_alternates_the_checkouts(monkeypatch: pytest.MonkeyPa
 def test_step_overhead_pairs_each_round_with_the_plain_loop_of_that_round():
     """The overhead is the median of the rounds' paired ratios: a round where the machine ran slow for the
     loop alone (44 against 20 ms) does not move it, as pooling all steps would (+120 %)."""
-    spec = importlib.util.spec_from_file_location("step_overhead_benchmark", BENCHMARKS / "step_overhead.py")
-    assert spec is not None and spec.loader is not None
-    step_overhead = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(step_overhead)
+    step_overhead = _load("step_overhead")
     plain = [[10.0, 10.0], [20.0, 20.0], [40.0, 40.0]]
     loop = [[11.0, 11.0], [44.0, 44.0], [44.0, 44.0]]
     low, median, high = step_overhead.paired_overhead(loop, plain)
