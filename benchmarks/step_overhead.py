@@ -15,8 +15,10 @@ the module configures for Lightning (its backbone and head parameter groups). A 
 drift in the machine's speed touches its loops alike: each round gives a paired ratio, a loop's median step
 over the plain loop's median step in that round, and the table gives the median of these ratios with its
 95 % bootstrap interval, next to each loop's median and 90th percentile step over all rounds. The target is
-≤ 5 % with the demo's display. Lightning's summary and progress bar go to stderr (``2>/dev/null`` leaves the
-table alone).
+≤ 5 % with the demo's display. The last row is Lightning's own floor: ``Trainer(barebones=True)`` runs the
+same automatic optimization without logging, callbacks, checkpoints or display; the row after it steps the
+optimizer in the module's ``training_step`` instead (manual optimization). Lightning's summary and
+progress bar go to stderr (``2>/dev/null`` leaves the table alone).
 
 ``--layout`` times the plain loop's step (forward, loss, backward, Adam) on a fixed batch of 64 with the
 backbone and images in PyTorch's default NCHW layout and channels-last (``HashingModule(channels_last=…)``),
@@ -30,29 +32,33 @@ import contextlib
 import statistics
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
-from lightning import Callback, LightningModule, Trainer
+from lightning import Trainer
 from lightning.pytorch.callbacks import TQDMProgressBar
 from scipy.stats import bootstrap
+from torch import Tensor
 
 from hashbench.backbones import SmallCNN
 from hashbench.data import Digits
 from hashbench.heads import HashHead
 from hashbench.losses import DPSH
 from hashbench.losses.base import TrainingContext
-from hashbench.module import HashingModule
+from hashbench.module import Batch, HashingModule
 from hashbench.quantizers import HSWD
 
 LAMBDA = 0.1
 
 
-def make_module(in_channels: int = 1, channels_last: bool = True) -> HashingModule:
+def make_module(
+    in_channels: int = 1, channels_last: bool = True, module_class: type[HashingModule] = HashingModule
+) -> HashingModule:
     torch.manual_seed(0)
-    return HashingModule(
+    return module_class(
         backbone=SmallCNN(in_channels=in_channels, width=32),
         head=HashHead(bits=32, activation="tanh"),
         loss=DPSH(bank=True),
@@ -64,29 +70,50 @@ def make_module(in_channels: int = 1, channels_last: bool = True) -> HashingModu
     )
 
 
-class StepTimer(Callback):
-    """Wall time between consecutive batch starts, per epoch (the last batch's end closes the epoch)."""
+class TimedModule(HashingModule):
+    """The demo's module timing the wall time between consecutive batch starts, per epoch (the last batch's
+    end closes the epoch). Its own hooks, not a callback, so that it also times ``Trainer(barebones=True)``,
+    which takes no callbacks."""
 
-    def __init__(self) -> None:
-        self.epochs: list[list[float]] = []
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        self.step_times: list[list[float]] = []  # s, per epoch
+
+    def on_train_epoch_start(self) -> None:
+        super().on_train_epoch_start()
+        self.step_times.append([])
         self._last: float | None = None
 
-    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.epochs.append([])
-        self._last = None
-
-    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         now = time.perf_counter()
         if self._last is not None:
-            self.epochs[-1].append(now - self._last)
+            self.step_times[-1].append(now - self._last)
         self._last = now
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         self._end = time.perf_counter()
 
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_train_epoch_end(self) -> None:
         if self._last is not None:
-            self.epochs[-1].append(self._end - self._last)
+            self.step_times[-1].append(self._end - self._last)
+        super().on_train_epoch_end()
+
+
+class ManualStepModule(TimedModule):
+    """The timed module stepping its optimizer itself (Lightning's manual optimization): no closure."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.automatic_optimization = False
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor | None:
+        optimizer = self.optimizers()
+        total = super().training_step(batch, batch_idx)
+        if total is not None:
+            optimizer.zero_grad()  # type: ignore[union-attr]
+            self.manual_backward(total)
+            optimizer.step()  # type: ignore[union-attr]
+        return total
 
 
 def plain_epoch(module: HashingModule, optimizer: torch.optim.Optimizer, loader: Any) -> list[float]:
@@ -107,21 +134,20 @@ def plain_epoch(module: HashingModule, optimizer: torch.optim.Optimizer, loader:
     return times
 
 
-def lightning_epochs(data: Digits, epochs: int, **trainer_options: Any) -> list[list[float]]:
-    timer = StepTimer()
+def lightning_epochs(
+    data: Digits, epochs: int, module_class: type[TimedModule] = TimedModule, **trainer_options: Any
+) -> list[list[float]]:
+    module = make_module(module_class=module_class)
+    assert isinstance(module, TimedModule)
+    if not trainer_options.get("barebones"):
+        trainer_options = {"logger": False, "enable_checkpointing": False, **trainer_options}
     trainer = Trainer(
-        max_epochs=epochs,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        callbacks=[timer, *trainer_options.pop("callbacks", [])],
-        **trainer_options,
+        max_epochs=epochs, accelerator="cpu", num_sanity_val_steps=0, limit_val_batches=0, **trainer_options
     )
-    with contextlib.redirect_stdout(sys.stderr):  # Lightning's summary and progress bar: not the table
-        trainer.fit(make_module(), datamodule=data)
-    return timer.epochs
+    with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():  # the table alone on stdout
+        warnings.filterwarnings("ignore", "You are trying to `self.log", UserWarning)  # barebones drops logs
+        trainer.fit(module, datamodule=data)
+    return module.step_times
 
 
 LAYOUT_INPUTS = {"digits, 1×8×8": (1, 8), "CIFAR-10, 3×32×32": (3, 32)}
@@ -169,6 +195,13 @@ def main() -> None:
             "callbacks": [TQDMProgressBar(refresh_rate=10)]
         },
         "hashbench fit, TQDM refreshed every step": lambda: {"callbacks": [TQDMProgressBar(refresh_rate=1)]},
+        "Lightning's floor: `Trainer(barebones=True)`, no logging, callbacks or display": lambda: {
+            "barebones": True
+        },
+        "the same floor with manual optimization (the module steps Adam itself)": lambda: {
+            "barebones": True,
+            "module_class": ManualStepModule,
+        },
     }
     plain: list[list[float]] = []  # per round: the steps of epochs 1 and later
     measured: dict[str, list[list[float]]] = {name: [] for name in configurations}

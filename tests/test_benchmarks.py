@@ -86,6 +86,19 @@ def test_step_overhead_pairs_each_round_with_the_plain_loop_of_that_round():
     assert median == pytest.approx(10.0) and low == pytest.approx(10.0) and high >= median
 
 
+def test_step_overhead_times_every_step_of_a_barebones_trainer():
+    """Trainer(barebones=True) takes no callbacks: the module's own hooks time each step of each epoch, with
+    Lightning's automatic optimization and with the module stepping its optimizer itself."""
+    from hashbench.data import Digits
+
+    step_overhead = _load("step_overhead")
+    data = Digits(query_per_class=2, train_per_class=8, val_query_per_class=2, batch_size=16)
+    data.setup("fit")  # 80 training images: 5 steps an epoch
+    for module_class in (step_overhead.TimedModule, step_overhead.ManualStepModule):
+        epochs = step_overhead.lightning_epochs(data, 2, module_class=module_class, barebones=True)
+        assert [len(steps) for steps in epochs] == [5, 5] and min(epochs[1]) > 0, module_class
+
+
 def test_data_speed_smoke_run_prints_every_pipeline():
     text = _run(str(BENCHMARKS / "data_speed.py"), "--images", "130", "--cifar-images", "256")
     rows = {line[:52].strip() for line in text.splitlines() if re.search(r"\d +\d[\d,.]* +[\d,.]+$", line)}
