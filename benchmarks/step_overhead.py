@@ -15,10 +15,10 @@ the module configures for Lightning (its backbone and head parameter groups). A 
 drift in the machine's speed touches its loops alike: each round gives a paired ratio, a loop's median step
 over the plain loop's median step in that round, and the table gives the median of these ratios with its
 95 % bootstrap interval, next to each loop's median and 90th percentile step over all rounds. The target is
-≤ 5 % with the demo's display. The last row is Lightning's own floor: ``Trainer(barebones=True)`` runs the
-same automatic optimization without logging, callbacks, checkpoints or display; the row after it steps the
-optimizer in the module's ``training_step`` instead (manual optimization). Lightning's summary and
-progress bar go to stderr (``2>/dev/null`` leaves the table alone).
+≤ 5 % with the demo's display. The last two rows are Lightning's own floor, ``Trainer(barebones=True)``
+(no logging, callbacks, checkpoints or display): first with its automatic optimization, then with the module
+stepping its optimizer in ``training_step`` (manual optimization). Lightning's summary and progress bar go
+to stderr (``2>/dev/null`` leaves the table alone).
 
 ``--layout`` times the plain loop's step (forward, loss, backward, Adam) on a fixed batch of 64 with the
 backbone and images in PyTorch's default NCHW layout and channels-last (``HashingModule(channels_last=…)``),
