@@ -217,7 +217,9 @@ def test_runner_reports_failures_selects_on_validation_aggregates_seeds_and_resu
 def test_ctrl_c_marks_the_run_interrupted_writes_the_summary_and_exits_130(tmp_path: Path) -> None:
     path = _fake_sweep(tmp_path, [0.1], [0, 1])
     started = tmp_path / "started"
-    script = (
+    script = (  # Ctrl-C reaches a sweep run in the foreground, where SIGINT is at its default; the tests
+        # may run where it is ignored (a shell's background job), and an ignored SIGINT is inherited
+        "import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "import sys\nfrom pathlib import Path\nfrom hashbench.sweeps.spec import load_sweep\n"
         "from hashbench.sweeps.sampling import Search\n"
         "from hashbench.sweeps.runner import run_sweep, sweep_folder\n"
@@ -232,7 +234,11 @@ def test_ctrl_c_marks_the_run_interrupted_writes_the_summary_and_exits_130(tmp_p
     while not started.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the sweep and its run
-    _, err = process.communicate(timeout=60)
+    try:
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:  # hung: leave no sweep or run behind
+            os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == 130 and "continue with `AGAIN`" in err
     (summary,) = (tmp_path / "sweeps").glob("fake/*/summary.csv")
     (run,) = _rows(summary)
